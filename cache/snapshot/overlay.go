@@ -1,0 +1,88 @@
+package snapshot
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/strata/cache/metadata"
+)
+
+// overlayOptions keep an upper dir a plain record of the changes: no index,
+// no redirects and no metadata-only copy-ups, so a layer diff can read it.
+var overlayOptions = []string{"index=off", "redirect_dir=off", "metacopy=off"}
+
+// NewOverlay returns a snapshotter that stacks snapshots with overlayfs:
+// each snapshot directory holds fs/ (its upper dir) and work/. It fails with
+// a clear error when overlayfs is unusable at root.
+func NewOverlay(root string, db *metadata.DB) (Snapshotter, error) {
+	if os.Geteuid() != 0 {
+		return nil, fmt.Errorf("overlay snapshotter at %s: overlayfs mounts need root", root)
+	}
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return nil, fmt.Errorf("create snapshotter root %s: %w", root, err)
+	}
+	if err := checkOverlay(root); err != nil {
+		return nil, fmt.Errorf("overlay snapshotter at %s: overlayfs is unusable: %w", root, err)
+	}
+	return newSnapshotter(root, db, overlayDriver{})
+}
+
+// checkOverlay mounts a two-layer overlay with an upper dir on a scratch
+// directory under root and unmounts it again.
+func checkOverlay(root string) error {
+	tmp, err := os.MkdirTemp(root, "check-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	for _, d := range []string{"l1", "l2", "u", "w", "m"} {
+		if err := os.Mkdir(filepath.Join(tmp, d), 0o700); err != nil {
+			return err
+		}
+	}
+	opts := append(append([]string{}, overlayOptions...),
+		"lowerdir="+filepath.Join(tmp, "l1")+":"+filepath.Join(tmp, "l2"),
+		"upperdir="+filepath.Join(tmp, "u"), "workdir="+filepath.Join(tmp, "w"))
+	m := filepath.Join(tmp, "m")
+	if err := unix.Mount("overlay", m, "overlay", 0, strings.Join(opts, ",")); err != nil {
+		return fmt.Errorf("mount overlay: %w", err)
+	}
+	return unix.Unmount(m, unix.MNT_DETACH)
+}
+
+type overlayDriver struct{}
+
+func (overlayDriver) name() string { return "overlay" }
+
+func (overlayDriver) create(dir string, k Kind, chain []string) error {
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return err
+	}
+	if err := os.Mkdir(fsDir(dir), 0o755); err != nil {
+		return err
+	}
+	return os.Mkdir(filepath.Join(dir, "work"), 0o700)
+}
+
+func (overlayDriver) mounts(dir string, k Kind, chain []string) []Mount {
+	switch {
+	case k == KindView && len(chain) == 0:
+		return []Mount{{Type: "bind", Source: fsDir(dir), Options: []string{"rbind", "ro"}}}
+	case k == KindView && len(chain) == 1:
+		return []Mount{{Type: "bind", Source: chain[0], Options: []string{"rbind", "ro"}}}
+	case k == KindView:
+		opts := append(append([]string{}, overlayOptions...), "lowerdir="+strings.Join(chain, ":"))
+		return []Mount{{Type: "overlay", Source: "overlay", Options: opts}}
+	case len(chain) == 0:
+		return []Mount{{Type: "bind", Source: fsDir(dir), Options: []string{"rbind", "rw"}}}
+	}
+	opts := append(append([]string{}, overlayOptions...),
+		"lowerdir="+strings.Join(chain, ":"),
+		"upperdir="+fsDir(dir),
+		"workdir="+filepath.Join(dir, "work"))
+	return []Mount{{Type: "overlay", Source: "overlay", Options: opts}}
+}
