@@ -1,0 +1,281 @@
+package solver
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	digest "github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/strata-build/strata/internal/progress"
+	"github.com/strata-build/strata/llb"
+)
+
+// solve is the state of one Solve call.
+type solve struct {
+	opts     *Options
+	cancel   context.CancelCauseFunc
+	sem      chan struct{} // one token per running Exec or Content call
+	vertices map[digest.Digest]*vertex
+
+	mu  sync.Mutex
+	err error // the first VertexError
+}
+
+// vertex is one distinct llb digest of the graph, with its memoized key and result.
+type vertex struct {
+	v      *llb.Vertex
+	op     Op
+	inputs []*vertex // nil entries are scratch
+
+	keyOnce sync.Once
+	key     *keyInfo
+	keyErr  error
+
+	resOnce sync.Once
+	res     Result
+	resErr  error
+}
+
+// keyInfo is a computed cache key with the parts a StepRecord keeps.
+type keyInfo struct {
+	key    digest.Digest
+	cm     *CacheMap
+	inputs []InputRecord
+}
+
+// load resolves v and everything below it, merging vertices by digest. It
+// runs before any goroutine starts, so llb digests are computed (and cached
+// in the vertices) by one goroutine.
+func (st *solve) load(v *llb.Vertex) (*vertex, error) {
+	if x, ok := st.vertices[v.Digest()]; ok {
+		return x, nil
+	}
+	x := &vertex{v: v, inputs: make([]*vertex, len(v.Inputs))}
+	for i, in := range v.Inputs {
+		if in == nil {
+			continue
+		}
+		y, err := st.load(in)
+		if err != nil {
+			return nil, err
+		}
+		x.inputs[i] = y
+	}
+	op, err := st.opts.Resolve(v)
+	if err != nil {
+		return nil, &VertexError{Vertex: v, Err: fmt.Errorf("resolve %s op: %w", v.Op.Kind(), err)}
+	}
+	x.op = op
+	st.vertices[v.Digest()] = x
+	return x, nil
+}
+
+// fail records err as a failure of x, cancels the solve if it is the first
+// failure, reports it, and returns the VertexError.
+func (st *solve) fail(x *vertex, err error) error {
+	ve := &VertexError{Vertex: x.v, Err: err}
+	st.mu.Lock()
+	if st.err == nil {
+		st.err = ve
+		st.cancel(ve)
+	}
+	st.mu.Unlock()
+	st.emit(x, progress.Event{Status: progress.Error, Err: err.Error()})
+	return ve
+}
+
+func (st *solve) firstErr() error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.err
+}
+
+func (st *solve) emit(x *vertex, e progress.Event) {
+	if x.v.Meta.Name == "" {
+		return
+	}
+	e.Vertex = x.v.Digest()
+	e.Name = x.v.Meta.Name
+	e.Time = time.Now()
+	st.opts.Progress.Emit(e)
+}
+
+// acquire takes one job slot; release it with the returned function.
+func (st *solve) acquire(ctx context.Context) (func(), error) {
+	select {
+	case st.sem <- struct{}{}:
+		return func() { <-st.sem }, nil
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
+}
+
+// each runs fn for every non-nil input of x in parallel and returns the
+// first error after all have returned. A single input runs inline.
+func each(x *vertex, fn func(i int, in *vertex) error) error {
+	var idx []int
+	for i, in := range x.inputs {
+		if in != nil {
+			idx = append(idx, i)
+		}
+	}
+	if len(idx) == 1 {
+		return fn(idx[0], x.inputs[idx[0]])
+	}
+	var g errgroup.Group
+	for _, i := range idx {
+		g.Go(func() error { return fn(i, x.inputs[i]) })
+	}
+	return g.Wait()
+}
+
+// keyOf returns x's cache key, computing it once.
+func (st *solve) keyOf(ctx context.Context, x *vertex) (*keyInfo, error) {
+	x.keyOnce.Do(func() { x.key, x.keyErr = st.computeKey(ctx, x) })
+	return x.key, x.keyErr
+}
+
+func (st *solve) computeKey(ctx context.Context, x *vertex) (*keyInfo, error) {
+	cm, err := x.op.CacheMap(ctx)
+	if err != nil {
+		return nil, st.fail(x, fmt.Errorf("compute cache map: %w", err))
+	}
+	if cm == nil {
+		return nil, st.fail(x, fmt.Errorf("compute cache map: op %T returned none", x.op))
+	}
+	if len(cm.Deps) > len(x.inputs) {
+		return nil, st.fail(x, fmt.Errorf("cache map has %d deps for %d inputs", len(cm.Deps), len(x.inputs)))
+	}
+	parts := make([]string, len(x.inputs))
+	recs := make([]InputRecord, len(x.inputs))
+	err = each(x, func(i int, in *vertex) error {
+		var content func(context.Context, Result) (ContentSum, error)
+		if i < len(cm.Deps) {
+			content = cm.Deps[i].Content
+		}
+		if content == nil {
+			k, err := st.keyOf(ctx, in)
+			if err != nil {
+				return err
+			}
+			parts[i], recs[i] = string(k.key), InputRecord{Key: k.key}
+			return nil
+		}
+		r, err := st.result(ctx, in)
+		if err != nil {
+			return err
+		}
+		sum, err := st.content(ctx, x, i, content, r)
+		if err != nil {
+			return err
+		}
+		parts[i] = "content:" + string(sum.Digest)
+		recs[i] = InputRecord{Key: sum.Digest, Files: sum.Files}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &keyInfo{key: cacheKey(cm.Digest, parts), cm: cm, inputs: recs}, nil
+}
+
+// content checksums what x reads from its input i, holding a job slot.
+func (st *solve) content(ctx context.Context, x *vertex, i int, fn func(context.Context, Result) (ContentSum, error), r Result) (ContentSum, error) {
+	release, err := st.acquire(ctx)
+	if err != nil {
+		return ContentSum{}, err
+	}
+	defer release()
+	sum, err := fn(ctx, r)
+	if err != nil {
+		return ContentSum{}, st.fail(x, fmt.Errorf("checksum input %d: %w", i, err))
+	}
+	return sum, nil
+}
+
+// result returns x's result, computing it once: from the cache or by Exec.
+func (st *solve) result(ctx context.Context, x *vertex) (Result, error) {
+	x.resOnce.Do(func() { x.res, x.resErr = st.build(ctx, x) })
+	return x.res, x.resErr
+}
+
+func (st *solve) build(ctx context.Context, x *vertex) (Result, error) {
+	ki, err := st.keyOf(ctx, x)
+	if err != nil {
+		return nil, err
+	}
+	cacheable := !ki.cm.NoCache
+	useCache := cacheable && !st.opts.NoCache && !x.v.Meta.IgnoreCache
+	if useCache {
+		r, ok, err := st.opts.Cache.Lookup(ctx, ki.key)
+		if err != nil {
+			return nil, st.fail(x, fmt.Errorf("look up cache key %s: %w", ki.key, err))
+		}
+		if ok {
+			st.emit(x, progress.Event{Status: progress.Cached})
+			return r, nil
+		}
+	}
+	var reason string
+	if cacheable {
+		if reason, err = st.missReason(ctx, x, ki, useCache); err != nil {
+			return nil, st.fail(x, err)
+		}
+	}
+	inputs := make([]Result, len(x.inputs))
+	err = each(x, func(i int, in *vertex) error {
+		r, err := st.result(ctx, in)
+		inputs[i] = r
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return st.exec(ctx, x, ki, inputs, reason)
+}
+
+// exec runs x's op in a job slot, then saves its result and step record.
+func (st *solve) exec(ctx context.Context, x *vertex, ki *keyInfo, inputs []Result, reason string) (Result, error) {
+	release, err := st.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st.emit(x, progress.Event{Status: progress.Started, Reason: reason})
+	r, err := x.op.Exec(ctx, inputs)
+	release()
+	if err != nil {
+		return nil, st.fail(x, err)
+	}
+	if !ki.cm.NoCache {
+		if err := st.opts.Cache.Save(ctx, ki.key, r); err != nil {
+			return nil, st.fail(x, fmt.Errorf("save result under cache key %s: %w", ki.key, err))
+		}
+		if id := x.v.Meta.StepID; id != "" {
+			rec := &StepRecord{Key: ki.key, Components: ki.cm.Components, Inputs: ki.inputs}
+			if err := st.opts.Cache.SaveStep(ctx, id, rec); err != nil {
+				return nil, st.fail(x, fmt.Errorf("save record of step %s: %w", id, err))
+			}
+		}
+	}
+	st.emit(x, progress.Event{Status: progress.Done})
+	return r, nil
+}
+
+// missReason explains why x, about to run, missed the cache.
+func (st *solve) missReason(ctx context.Context, x *vertex, ki *keyInfo, looked bool) (string, error) {
+	if !looked {
+		return ReasonNoCache, nil
+	}
+	id := x.v.Meta.StepID
+	if id == "" {
+		return ReasonNoPrevious, nil
+	}
+	rec, err := st.opts.Cache.LoadStep(ctx, id)
+	if err != nil {
+		return "", fmt.Errorf("load record of step %s: %w", id, err)
+	}
+	return explainMiss(rec, &StepRecord{Key: ki.key, Components: ki.cm.Components, Inputs: ki.inputs}), nil
+}
