@@ -12,12 +12,12 @@ import (
 
 // Reasons a vertex missed the cache that do not depend on what changed.
 const (
-	ReasonNoPrevious   = "no previous build of this step"
-	ReasonParentMissed = "parent step missed"
-	ReasonNoCache      = "cache disabled (--no-cache)"
-	ReasonEvicted      = "result evicted"
-	ReasonInputsAdded  = "inputs changed"
-	ReasonOpChanged    = "step definition changed"
+	ReasonNoPrevious    = "no previous build of this step"
+	ReasonParentMissed  = "parent step missed"
+	ReasonNoCache       = "cache disabled (--no-cache)"
+	ReasonEvicted       = "result evicted"
+	ReasonInputsChanged = "inputs changed"
+	ReasonOpChanged     = "step definition changed"
 )
 
 // maxShownValue is the longest component value a reason quotes.
@@ -38,7 +38,7 @@ func explainMiss(prev, cur *StepRecord) string {
 		return r
 	}
 	if len(prev.Inputs) != len(cur.Inputs) {
-		return ReasonInputsAdded
+		return ReasonInputsChanged
 	}
 	for i, in := range cur.Inputs {
 		old := prev.Inputs[i]

@@ -216,6 +216,6 @@ func cacheKey(op digest.Digest, inputs []string) digest.Digest {
 type nopStore struct{}
 
 func (nopStore) Lookup(context.Context, digest.Digest) (Result, bool, error) { return nil, false, nil }
-func (nopStore) Save(context.Context, digest.Digest, Result) error            { return nil }
-func (nopStore) LoadStep(context.Context, string) (*StepRecord, error)        { return nil, nil }
-func (nopStore) SaveStep(context.Context, string, *StepRecord) error          { return nil }
+func (nopStore) Save(context.Context, digest.Digest, Result) error           { return nil }
+func (nopStore) LoadStep(context.Context, string) (*StepRecord, error)       { return nil, nil }
+func (nopStore) SaveStep(context.Context, string, *StepRecord) error         { return nil }

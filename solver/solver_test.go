@@ -466,7 +466,9 @@ func TestCacheMapError(t *testing.T) {
 
 type brokenOp struct{}
 
-func (brokenOp) CacheMap(context.Context) (*CacheMap, error) { return nil, errors.New("no image config") }
+func (brokenOp) CacheMap(context.Context) (*CacheMap, error) {
+	return nil, errors.New("no image config")
+}
 func (brokenOp) Exec(context.Context, []Result) (Result, error) {
 	return nil, errors.New("exec of an op whose cache map failed")
 }

@@ -1,0 +1,114 @@
+package ops
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	digest "github.com/opencontainers/go-digest"
+
+	"github.com/strata-build/strata/cache/snapshot"
+	"github.com/strata-build/strata/llb"
+	"github.com/strata-build/strata/solver"
+	"github.com/strata-build/strata/solver/ops/fileop"
+)
+
+// fileOp applies COPY/ADD/WORKDIR actions on a writable snapshot of its base.
+// A copy source is keyed by the content it selects, so a rebuilt stage or an
+// edited context only misses when the copied files changed.
+type fileOp struct {
+	w  *Worker
+	v  *llb.Vertex
+	op *llb.FileOp
+}
+
+func (o *fileOp) CacheMap(ctx context.Context) (*solver.CacheMap, error) {
+	cm := &solver.CacheMap{Digest: opDigest("file", o.op), Deps: make([]solver.Dep, len(o.v.Inputs))}
+	for i := range o.v.Inputs {
+		if i == o.op.Base {
+			continue
+		}
+		var acts []*llb.CopyAction
+		for _, a := range o.op.Actions {
+			if a.Copy != nil && a.Copy.Source == i {
+				acts = append(acts, a.Copy)
+			}
+		}
+		if len(acts) == 0 {
+			continue
+		}
+		cm.Deps[i].Content = func(ctx context.Context, r solver.Result) (solver.ContentSum, error) {
+			return o.w.checksum(ctx, refOf(r), acts)
+		}
+	}
+	return cm, nil
+}
+
+// checksum sums what the copy actions select from ref.
+func (w *Worker) checksum(ctx context.Context, ref *Ref, acts []*llb.CopyAction) (solver.ContentSum, error) {
+	sum := solver.ContentSum{Files: map[string]digest.Digest{}}
+	var parts []string
+	err := w.withView(ctx, ref, func(root string) error {
+		src := fileop.Source{Root: root, Excludes: ref.Excludes}
+		for _, a := range acts {
+			s, err := w.Checksums.Checksum(ctx, src, a)
+			if err != nil {
+				return err
+			}
+			parts = append(parts, s.Digest.String())
+			for f, d := range s.Files {
+				sum.Files[f] = d
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return sum, err
+	}
+	sort.Strings(parts)
+	sum.Digest = digest.FromString(strings.Join(parts, "\n"))
+	return sum, nil
+}
+
+func (o *fileOp) Exec(ctx context.Context, inputs []solver.Result) (solver.Result, error) {
+	parent := ""
+	if o.op.Base >= 0 {
+		parent = refOf(inputs[o.op.Base]).Snapshot
+	}
+	active := randomID("file-")
+	mounts, err := o.w.Snapshotter.Prepare(ctx, active, parent)
+	if err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	err = snapshot.WithTempMount(o.w.TempDir, mounts, func(dest string) error {
+		for _, a := range o.op.Actions {
+			if err := o.apply(ctx, dest, a, inputs); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		_ = o.w.Snapshotter.Remove(context.WithoutCancel(ctx), active)
+		return nil, err
+	}
+	return o.w.commit(ctx, active)
+}
+
+func (o *fileOp) apply(ctx context.Context, dest string, a llb.FileAction, inputs []solver.Result) error {
+	switch {
+	case a.Copy != nil:
+		ref := refOf(inputs[a.Copy.Source])
+		return o.w.withView(ctx, ref, func(root string) error {
+			return fileop.Copy(ctx, fileop.Source{Root: root, Excludes: ref.Excludes}, dest, a.Copy)
+		})
+	case a.Mkdir != nil:
+		return fileop.Mkdir(ctx, dest, a.Mkdir)
+	case a.Mkfile != nil:
+		return fileop.Mkfile(ctx, dest, a.Mkfile)
+	case a.Rm != nil:
+		return fileop.Rm(ctx, dest, a.Rm)
+	}
+	return fmt.Errorf("file action has no kind")
+}

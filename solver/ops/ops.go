@@ -1,0 +1,147 @@
+// Package ops implements the llb ops for the solver over strata's store: a
+// Worker resolves each vertex to an op that knows how to key it (CacheMap)
+// and how to produce its output (Exec).
+//
+// Every output is a *Ref: a committed snapshot (images, RUN, COPY), a host
+// directory (the local build context, read in place and never copied into
+// the store unless a COPY selects from it), or neither (scratch). Active
+// snapshots an op prepares are committed on success and removed on failure,
+// so a failed step leaves the store as it was.
+package ops
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/strata-build/strata/cache"
+	"github.com/strata-build/strata/cache/content"
+	"github.com/strata-build/strata/cache/contenthash"
+	"github.com/strata-build/strata/cache/snapshot"
+	"github.com/strata-build/strata/executor"
+	"github.com/strata-build/strata/internal/progress"
+	"github.com/strata-build/strata/llb"
+	"github.com/strata-build/strata/solver"
+)
+
+// Ref is the output of one vertex.
+type Ref struct {
+	// Snapshot is a committed snapshot name; empty with an empty Dir is scratch.
+	Snapshot string
+	// Dir is a host directory read in place (the local context).
+	Dir string
+	// Excludes are the .dockerignore rules that apply to Dir.
+	Excludes []string
+}
+
+// ID is what the cache records for the result.
+func (r *Ref) ID() string { return r.Snapshot }
+
+// Worker holds the parts of the store the ops use.
+type Worker struct {
+	Snapshotter snapshot.Snapshotter
+	Content     *content.Store
+	Records     *cache.Records
+	Executor    executor.Executor
+	Checksums   *contenthash.Cache
+	// TempDir holds short-lived mount points; it must be on the store root so
+	// a sweep at start can find what a killed process left.
+	TempDir string
+	// CacheMountDir holds the directories of RUN --mount=type=cache.
+	CacheMountDir string
+	// ContextDir is the build context for local sources.
+	ContextDir string
+	Progress   progress.Sink
+	Secrets    map[string][]byte
+}
+
+// Resolve returns the op for a vertex.
+func (w *Worker) Resolve(v *llb.Vertex) (solver.Op, error) {
+	switch op := v.Op.(type) {
+	case *llb.SourceOp:
+		switch op.Source {
+		case llb.SourceImage:
+			return &imageOp{w: w, v: v, op: op}, nil
+		case llb.SourceLocal:
+			return &localOp{w: w, op: op}, nil
+		default:
+			return nil, fmt.Errorf("%s: %s sources are not supported yet", v.Meta.Name, op.Source)
+		}
+	case *llb.ExecOp:
+		return &execOp{w: w, v: v, op: op}, nil
+	case *llb.FileOp:
+		return &fileOp{w: w, v: v, op: op}, nil
+	}
+	return nil, fmt.Errorf("unknown op %T", v.Op)
+}
+
+// opDigest hashes a value that describes an op for its cache key.
+func opDigest(kind string, v any) digest.Digest {
+	b, err := json.Marshal(struct {
+		Kind string
+		V    any
+	}{kind, v})
+	if err != nil {
+		panic(fmt.Sprintf("ops: marshal %s: %v", kind, err))
+	}
+	return digest.FromBytes(b)
+}
+
+func randomID(prefix string) string {
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	return prefix + hex.EncodeToString(b[:])
+}
+
+func refOf(r solver.Result) *Ref {
+	if r == nil {
+		return &Ref{}
+	}
+	return r.(*Ref)
+}
+
+// commit commits an active snapshot under a fresh name.
+func (w *Worker) commit(ctx context.Context, active string) (*Ref, error) {
+	name := randomID("s-")
+	if err := w.Snapshotter.Commit(ctx, name, active); err != nil {
+		_ = w.Snapshotter.Remove(context.WithoutCancel(ctx), active)
+		return nil, fmt.Errorf("commit snapshot: %w", err)
+	}
+	return &Ref{Snapshot: name}, nil
+}
+
+// withView mounts a read-only view of ref (a snapshot or a host dir) and
+// calls fn with its root on the host.
+func (w *Worker) withView(ctx context.Context, ref *Ref, fn func(root string) error) error {
+	if ref.Dir != "" {
+		return fn(ref.Dir)
+	}
+	key := randomID("view-")
+	mounts, err := w.Snapshotter.View(ctx, key, ref.Snapshot)
+	if err != nil {
+		return fmt.Errorf("view snapshot %s: %w", ref.Snapshot, err)
+	}
+	defer w.Snapshotter.Remove(context.WithoutCancel(ctx), key)
+	return snapshot.WithTempMount(w.TempDir, mounts, fn)
+}
+
+// logWriter turns a step's output into progress events.
+type logWriter struct {
+	sink   progress.Sink
+	v      *llb.Vertex
+	stream int
+}
+
+func (l *logWriter) Write(p []byte) (int, error) {
+	l.sink.Emit(progress.Event{Vertex: l.v.Digest(), Name: l.v.Meta.Name, Status: progress.Log, Data: append([]byte(nil), p...), Stream: l.stream})
+	return len(p), nil
+}
+
+var _ = ocispec.Descriptor{}
