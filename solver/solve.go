@@ -17,7 +17,7 @@ import (
 type solve struct {
 	opts     *Options
 	cancel   context.CancelCauseFunc
-	sem      chan struct{} // one token per running Exec or Content call
+	sem      chan struct{} // the Solver's job slots
 	vertices map[digest.Digest]*vertex
 
 	mu  sync.Mutex
@@ -76,14 +76,17 @@ func (st *solve) load(v *llb.Vertex) (*vertex, error) {
 // fail records err as a failure of x, cancels the solve if it is the first
 // failure, reports it, and returns the VertexError.
 func (st *solve) fail(x *vertex, err error) error {
-	ve := &VertexError{Vertex: x.v, Err: err}
+	ve, ok := err.(*VertexError)
+	if !ok || ve.Vertex != x.v {
+		ve = &VertexError{Vertex: x.v, Err: err}
+	}
 	st.mu.Lock()
 	if st.err == nil {
 		st.err = ve
 		st.cancel(ve)
 	}
 	st.mu.Unlock()
-	st.emit(x, progress.Event{Status: progress.Error, Err: err.Error()})
+	st.emit(x, progress.Event{Status: progress.Error, Err: ve.Err.Error()})
 	return ve
 }
 
@@ -248,6 +251,9 @@ func (st *solve) exec(ctx context.Context, x *vertex, ki *keyInfo, inputs []Resu
 	release()
 	if err != nil {
 		return nil, st.fail(x, err)
+	}
+	if r == nil {
+		return nil, st.fail(x, fmt.Errorf("%s op returned no result", x.v.Op.Kind()))
 	}
 	if !ki.cm.NoCache {
 		if err := st.opts.Cache.Save(ctx, ki.key, r); err != nil {

@@ -121,7 +121,8 @@ type Options struct {
 	Resolve Resolver
 	// Cache stores results and step records; nil caches nothing.
 	Cache CacheStore
-	// Jobs bounds concurrent Exec (and Content) calls; <=0 means runtime.NumCPU().
+	// Jobs bounds concurrent Exec (and Content) calls of all Solves of the
+	// Solver; <=0 means runtime.NumCPU().
 	Jobs int
 	// Progress receives one Started/Cached/Done/Error event per named vertex.
 	Progress progress.Sink
@@ -132,6 +133,7 @@ type Options struct {
 // Solver solves graphs; one Solver may run several Solves at once.
 type Solver struct {
 	opts Options
+	sem  chan struct{} // one token per running Exec or Content call, across Solves
 }
 
 // New returns a Solver with opts, defaults filled in.
@@ -145,7 +147,7 @@ func New(opts Options) *Solver {
 	if opts.Cache == nil {
 		opts.Cache = nopStore{}
 	}
-	return &Solver{opts: opts}
+	return &Solver{opts: opts, sem: make(chan struct{}, opts.Jobs)}
 }
 
 // VertexError is a failure of one vertex: its Exec, its CacheMap, its cache
@@ -182,7 +184,7 @@ func (s *Solver) Solve(ctx context.Context, root *llb.Vertex) (Result, error) {
 	st := &solve{
 		opts:     &s.opts,
 		cancel:   cancel,
-		sem:      make(chan struct{}, s.opts.Jobs),
+		sem:      s.sem,
 		vertices: map[digest.Digest]*vertex{},
 	}
 	rv, err := st.load(root)

@@ -485,3 +485,46 @@ func TestCacheKeyFormat(t *testing.T) {
 		t.Error("content and definition inputs share a key")
 	}
 }
+
+func TestExecWithoutResult(t *testing.T) {
+	h := newHarness(t)
+	root := h.vertex("root", spec{key: "root", exec: func(context.Context, []Result) (Result, error) { return nil, nil }})
+	_, err := h.solve(root)
+	if err == nil || err.Error() != "root: exec op returned no result" {
+		t.Errorf("solve error = %v, want the missing result named", err)
+	}
+	if len(h.store.results) != 0 {
+		t.Errorf("a missing result was saved: %v", h.store.results)
+	}
+}
+
+func TestContentError(t *testing.T) {
+	h := newHarness(t)
+	src := h.vertex("src", spec{key: "src"})
+	root := h.vertex("root", spec{key: "root"}, src)
+	s := New(Options{Cache: h.store, Progress: h, Resolve: func(v *llb.Vertex) (Op, error) {
+		if v == root {
+			return contentErrOp{}, nil
+		}
+		return h.resolve(v)
+	}})
+	_, err := s.Solve(t.Context(), root)
+	var ve *VertexError
+	if !errors.As(err, &ve) || ve.Vertex != root || countVertexErrors(err) != 1 {
+		t.Fatalf("solve error = %v, want one VertexError of root", err)
+	}
+	if want := "root: checksum input 0: open app: permission denied"; err.Error() != want {
+		t.Errorf("error = %q, want %q", err, want)
+	}
+}
+
+type contentErrOp struct{}
+
+func (contentErrOp) CacheMap(context.Context) (*CacheMap, error) {
+	return &CacheMap{Digest: "sha256:00", Deps: []Dep{{Content: func(context.Context, Result) (ContentSum, error) {
+		return ContentSum{}, errors.New("open app: permission denied")
+	}}}}, nil
+}
+func (contentErrOp) Exec(context.Context, []Result) (Result, error) {
+	return nil, errors.New("exec after a failed checksum")
+}
