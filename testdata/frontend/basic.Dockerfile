@@ -1,0 +1,6 @@
+FROM busybox
+ENV A=b
+WORKDIR /x
+RUN make
+COPY . /src
+CMD echo hi

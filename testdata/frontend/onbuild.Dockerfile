@@ -1,0 +1,5 @@
+FROM onbuild AS parent
+ONBUILD COPY --from=busybox /bin/sh /bin/sh
+
+FROM parent
+RUN echo child
