@@ -1,0 +1,189 @@
+// Package contenthash computes content-based cache keys for COPY and ADD
+// sources: a digest of exactly the files a copy reads, never of their times.
+//
+// Vocabulary:
+//   - A Sum is the checksum of one copy's selection (see context/local): a
+//     Digest over every selected entry, and the per-entry digests in Files,
+//     keyed by the entry's path relative to the copy destination, so a caller
+//     can tell which file changed.
+//   - An entry's digest covers its path, type, mode bits, symlink target,
+//     content digest and, for stage sources, its owner (the build context's
+//     owners do not matter: the copy resets them to 0:0).
+//   - A Cache remembers the content digest of each regular file by (path,
+//     device, inode, size, mtime, ctime) in a file under its directory, so a
+//     warm build re-reads only files whose stat changed. Editing a file in
+//     place without changing its size or mtime still changes its ctime.
+//
+// One use:
+//
+//	c, err := contenthash.OpenCache(dir)
+//	sum, err := c.Checksum(ctx, local.Source{Root: ctxDir, Excludes: ignore, Context: true}, copyAction)
+//	err = c.Save()
+package contenthash
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/gob"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"runtime"
+	"syscall"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/strata-build/strata/context/local"
+	"github.com/strata-build/strata/llb"
+	"golang.org/x/sync/errgroup"
+)
+
+// version starts every Sum digest; change it when the digest format changes.
+const version = "strata.contenthash.v1"
+
+// cacheFile is the name of the persisted cache in its directory.
+const cacheFile = "contenthash.gob"
+
+// Sum is the checksum of what one copy reads.
+type Sum struct {
+	Digest digest.Digest
+	// Files maps each entry's path relative to the copy destination to its
+	// digest.
+	Files map[string]digest.Digest
+}
+
+// Checksum is the digest of exactly the files a.Copy would read from src:
+// the same selection (Src, wildcards, .dockerignore, a.Excludes,
+// FollowSymlinks, CopyDirContents, Parents) that solver/ops/fileop copies.
+// A nil c computes every digest from scratch. src may be given as a
+// fileop.Source (the same type).
+func (c *Cache) Checksum(ctx context.Context, src local.Source, a *llb.CopyAction) (Sum, error) {
+	sel, err := local.Select(src, a)
+	if err != nil {
+		return Sum{}, err
+	}
+	var entries []local.Entry
+	for i := range sel.Matches {
+		err := sel.Walk(ctx, &sel.Matches[i], func(e local.Entry) error {
+			entries = append(entries, e)
+			return nil
+		})
+		if err != nil {
+			return Sum{}, err
+		}
+	}
+	contents, err := c.contentDigests(ctx, entries)
+	if err != nil {
+		return Sum{}, err
+	}
+	sum := Sum{Files: make(map[string]digest.Digest, len(entries))}
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n", version)
+	for i, e := range entries {
+		d := entryDigest(e, contents[i], !src.Context)
+		sum.Files[e.Dest()] = d
+		fmt.Fprintf(h, "%q %s\n", e.Dest(), d)
+	}
+	sum.Digest = digest.NewDigest(digest.SHA256, h)
+	return sum, nil
+}
+
+// entryDigest describes one entry: path, type, mode, owner (when kept),
+// symlink target or device number, and content.
+func entryDigest(e local.Entry, content digest.Digest, owners bool) digest.Digest {
+	st := e.Info.Sys().(*syscall.Stat_t)
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "path %q\ntype %o\nmode %o\n", e.Dest(), st.Mode&syscall.S_IFMT, st.Mode&0o7777)
+	if owners {
+		fmt.Fprintf(&b, "owner %d:%d\n", st.Uid, st.Gid)
+	}
+	switch st.Mode & syscall.S_IFMT {
+	case syscall.S_IFLNK:
+		fmt.Fprintf(&b, "link %q\n", e.Link)
+	case syscall.S_IFCHR, syscall.S_IFBLK:
+		fmt.Fprintf(&b, "rdev %d\n", st.Rdev)
+	case syscall.S_IFREG:
+		fmt.Fprintf(&b, "content %s\n", content)
+	}
+	return digest.FromBytes(b.Bytes())
+}
+
+// contentDigests returns the content digest of each regular file among
+// entries (empty for others), hashing in parallel what the cache lacks.
+func (c *Cache) contentDigests(ctx context.Context, entries []local.Entry) ([]digest.Digest, error) {
+	out := make([]digest.Digest, len(entries))
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for i, e := range entries {
+		if !e.Info.Mode().IsRegular() {
+			continue
+		}
+		k := keyOf(e.Host, e.Info)
+		if d, ok := c.lookup(k); ok {
+			out[i] = d
+			continue
+		}
+		g.Go(func() error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			d, err := c.hashFile(e.Host)
+			if err != nil {
+				return err
+			}
+			out[i] = d
+			c.store(k, d)
+			return nil
+		})
+	}
+	return out, g.Wait()
+}
+
+func (c *Cache) hashFile(p string) (digest.Digest, error) {
+	if c != nil && c.hashed != nil {
+		c.hashed(p)
+	}
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return "", fmt.Errorf("checksum %s: %w", p, err)
+	}
+	defer f.Close()
+	d, err := digest.SHA256.FromReader(f)
+	if err != nil {
+		return "", fmt.Errorf("checksum %s: %w", p, err)
+	}
+	return d, nil
+}
+
+// key identifies one version of a file by its stat.
+type key struct {
+	Path         string
+	Dev, Ino     uint64
+	Size         int64
+	Mtime, Ctime int64
+}
+
+func keyOf(p string, fi fs.FileInfo) key {
+	st := fi.Sys().(*syscall.Stat_t)
+	return key{Path: p, Dev: uint64(st.Dev), Ino: st.Ino, Size: st.Size,
+		Mtime: st.Mtim.Nano(), Ctime: st.Ctim.Nano()}
+}
+
+// readCache decodes a persisted cache file.
+func readCache(p string) (map[string]record, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var recs []record
+	if err := gob.NewDecoder(io.LimitReader(f, 1<<30)).Decode(&recs); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", p, err)
+	}
+	m := make(map[string]record, len(recs))
+	for _, r := range recs {
+		m[r.Key.Path] = r
+	}
+	return m, nil
+}
