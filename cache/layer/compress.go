@@ -1,0 +1,85 @@
+package layer
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/klauspost/pgzip"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Compress gzips the uncompressed layer stream r into w and returns the
+// layer's diffID (sha256 of the bytes of r) and the descriptor of the blob
+// written to w (sha256, size and application/vnd.oci.image.layer.v1.tar+gzip),
+// both computed in the same pass. The gzip stream has no name and no
+// timestamp, so the same tar always gives the same blob.
+func Compress(r io.Reader, w io.Writer) (diffID digest.Digest, blob ocispec.Descriptor, err error) {
+	diffHash, blobHash := sha256.New(), sha256.New()
+	cw := &countWriter{w: io.MultiWriter(w, blobHash)}
+	zw, err := pgzip.NewWriterLevel(cw, pgzip.DefaultCompression)
+	if err != nil {
+		return "", ocispec.Descriptor{}, fmt.Errorf("compress layer: %w", err)
+	}
+	zw.ModTime = time.Unix(0, 0) // the zero Time would be written as a garbage date
+	if _, err := io.Copy(zw, io.TeeReader(r, diffHash)); err != nil {
+		zw.Close()
+		return "", ocispec.Descriptor{}, fmt.Errorf("compress layer: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return "", ocispec.Descriptor{}, fmt.Errorf("compress layer: %w", err)
+	}
+	blob = ocispec.Descriptor{
+		MediaType: ocispec.MediaTypeImageLayerGzip,
+		Digest:    digest.NewDigest(digest.SHA256, blobHash),
+		Size:      cw.n,
+	}
+	return digest.NewDigest(digest.SHA256, diffHash), blob, nil
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+var (
+	gzipMagic = []byte{0x1f, 0x8b}
+	zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
+)
+
+// decompress returns the uncompressed stream of a gzip, zstd or plain layer,
+// told apart by their magic bytes, and a function releasing the decoder.
+func decompress(r io.Reader) (io.Reader, func(), error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	magic, err := br.Peek(4)
+	if err != nil && err != io.EOF {
+		return nil, nil, fmt.Errorf("read layer header: %w", err)
+	}
+	switch {
+	case bytes.HasPrefix(magic, gzipMagic):
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, nil, fmt.Errorf("open gzip layer: %w", err)
+		}
+		return zr, func() { zr.Close() }, nil
+	case bytes.HasPrefix(magic, zstdMagic):
+		zr, err := zstd.NewReader(br)
+		if err != nil {
+			return nil, nil, fmt.Errorf("open zstd layer: %w", err)
+		}
+		return zr, zr.Close, nil
+	}
+	return br, func() {}, nil
+}

@@ -1,0 +1,328 @@
+package layer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/strata/cache/snapshot"
+)
+
+// WriteDiff writes an uncompressed OCI layer tar of what upper changed
+// relative to lower (the mounts of the parent snapshot, nil if none) and
+// returns how many entries it wrote (0 = empty layer).
+//
+// When upper is an overlay mount, only its upper dir is read: a 0/0
+// character device becomes a ".wh.<name>" entry and a directory with
+// trusted.overlay.opaque=y gets a ".wh..wh..opq" entry before its contents.
+// When upper is a bind mount (the naive snapshotter, or a snapshot without
+// parent), the two trees are compared by type, content, mode, owner, xattrs,
+// symlink target and mtime, without mounting anything unless lower is itself
+// an overlay.
+func WriteDiff(ctx context.Context, w io.Writer, lower, upper []snapshot.Mount, opts DiffOptions) (int, error) {
+	t := newTarWriter(w, opts)
+	var err error
+	if dir, ok := upperDir(upper); ok {
+		err = diffUpper(ctx, t, dir, "")
+	} else if src, ok := bindSource(upper); ok {
+		err = withLowerRoot(lower, func(lowerRoot string) error {
+			return diffTrees(ctx, t, lowerRoot, src)
+		})
+	} else {
+		err = fmt.Errorf("unsupported upper mounts %v", upper)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("write layer diff: %w", err)
+	}
+	if err := t.tw.Close(); err != nil {
+		return 0, fmt.Errorf("write layer diff: %w", err)
+	}
+	return t.n, nil
+}
+
+// upperDir returns the upperdir of a single overlay mount.
+func upperDir(ms []snapshot.Mount) (string, bool) {
+	if len(ms) != 1 || ms[0].Type != "overlay" {
+		return "", false
+	}
+	for _, o := range ms[0].Options {
+		if d, ok := strings.CutPrefix(o, "upperdir="); ok {
+			return d, true
+		}
+	}
+	return "", false
+}
+
+// bindSource returns the directory of a single bind mount.
+func bindSource(ms []snapshot.Mount) (string, bool) {
+	if len(ms) == 1 && ms[0].Type == "bind" {
+		return ms[0].Source, true
+	}
+	return "", false
+}
+
+// withLowerRoot calls fn with a directory showing lower: "" for none, the
+// source of a bind, or a temporary read-only mount of anything else.
+func withLowerRoot(lower []snapshot.Mount, fn func(string) error) error {
+	if len(lower) == 0 {
+		return fn("")
+	}
+	if src, ok := bindSource(lower); ok {
+		return fn(src)
+	}
+	ro := slices.Clone(lower)
+	for i := range ro {
+		ro[i].Options = append(slices.Clone(ro[i].Options), "ro")
+	}
+	return snapshot.WithTempMount(os.TempDir(), ro, fn)
+}
+
+// diffUpper writes the overlay upper dir root/rel, in name order.
+func diffUpper(ctx context.Context, t *tarWriter, root, rel string) error {
+	des, err := os.ReadDir(filepath.Join(root, rel))
+	if err != nil {
+		return err
+	}
+	type item struct {
+		name     string // entry name in the tar
+		file     string // name in the directory
+		whiteout bool
+	}
+	items := make([]item, 0, len(des))
+	for _, de := range des {
+		full := filepath.Join(root, rel, de.Name())
+		var st unix.Stat_t
+		if err := unix.Lstat(full, &st); err != nil {
+			return err
+		}
+		if st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0 {
+			items = append(items, item{whiteoutPrefix + de.Name(), de.Name(), true})
+		} else {
+			items = append(items, item{de.Name(), de.Name(), false})
+		}
+	}
+	slices.SortFunc(items, func(a, b item) int { return strings.Compare(a.name, b.name) })
+	for _, it := range items {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		name := joinName(rel, it.name)
+		if it.whiteout {
+			if err := t.whiteout(name); err != nil {
+				return err
+			}
+			continue
+		}
+		full := filepath.Join(root, name)
+		if err := t.add(full, name); err != nil {
+			return err
+		}
+		if fi, err := os.Lstat(full); err != nil || !fi.IsDir() {
+			continue
+		}
+		if v, err := getXattr(full, opaqueXattr); err == nil && string(v) == "y" {
+			if err := t.whiteout(joinName(name, opaqueMarker)); err != nil {
+				return err
+			}
+		}
+		if err := diffUpper(ctx, t, root, name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// change is one entry of a tree comparison.
+type change struct {
+	name     string // tar entry name
+	whiteout bool
+}
+
+// diffTrees compares the tree upper against lower ("" = empty) and writes
+// the changes.
+func diffTrees(ctx context.Context, t *tarWriter, lower, upper string) error {
+	var changes []change
+	if err := compareDir(ctx, lower, upper, "", &changes); err != nil {
+		return err
+	}
+	for _, c := range changes {
+		var err error
+		if c.whiteout {
+			err = t.whiteout(c.name)
+		} else {
+			err = t.add(filepath.Join(upper, c.name), c.name)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// compareDir appends the changes inside directory rel, in tar order.
+func compareDir(ctx context.Context, lower, upper, rel string, out *[]change) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	uNames, err := dirNames(filepath.Join(upper, rel))
+	if err != nil {
+		return err
+	}
+	lNames := map[string]bool{}
+	if lower != "" {
+		if names, err := dirNames(filepath.Join(lower, rel)); err == nil {
+			lNames = names
+		} else if !errors.Is(err, os.ErrNotExist) && !errors.Is(err, unix.ENOTDIR) {
+			return err
+		}
+	}
+	order := map[string]string{} // tar name -> file name
+	for n := range uNames {
+		order[n] = n
+	}
+	for n := range lNames {
+		if !uNames[n] {
+			order[whiteoutPrefix+n] = n
+		}
+	}
+	for _, tname := range slices.Sorted(maps.Keys(order)) {
+		n := order[tname]
+		name := joinName(rel, n)
+		if !uNames[n] {
+			*out = append(*out, change{name: joinName(rel, tname), whiteout: true})
+			continue
+		}
+		if err := compareEntry(ctx, lower, upper, name, lNames[n], out); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// compareEntry appends the changes of name, present in upper (and in lower
+// when inLower), and of what it contains.
+func compareEntry(ctx context.Context, lower, upper, name string, inLower bool, out *[]change) error {
+	var us, ls unix.Stat_t
+	if err := unix.Lstat(filepath.Join(upper, name), &us); err != nil {
+		return err
+	}
+	isDir := us.Mode&unix.S_IFMT == unix.S_IFDIR
+	bothDirs := false
+	same := false
+	if inLower {
+		if err := unix.Lstat(filepath.Join(lower, name), &ls); err != nil {
+			return err
+		}
+		bothDirs = isDir && ls.Mode&unix.S_IFMT == unix.S_IFDIR
+		var err error
+		if same, err = sameEntry(filepath.Join(lower, name), filepath.Join(upper, name), &ls, &us); err != nil {
+			return err
+		}
+	}
+	if !isDir {
+		if !same {
+			*out = append(*out, change{name: name})
+		}
+		return nil
+	}
+	at := len(*out)
+	dirLower := lower
+	if !bothDirs {
+		dirLower = "" // a new directory, or one that replaced a file: all of it is new
+	}
+	if err := compareDir(ctx, dirLower, upper, name, out); err != nil {
+		return err
+	}
+	if !same || len(*out) > at {
+		*out = slices.Insert(*out, at, change{name: name})
+	}
+	return nil
+}
+
+func dirNames(dir string) (map[string]bool, error) {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	names := make(map[string]bool, len(des))
+	for _, de := range des {
+		names[de.Name()] = true
+	}
+	return names, nil
+}
+
+// sameEntry reports whether two files look alike: type, mode, owner, size,
+// mtime, device, link target and xattrs, and content when the mtimes carry
+// no sub-second part (so they may have been truncated by a copy).
+func sameEntry(lp, up string, ls, us *unix.Stat_t) (bool, error) {
+	if ls.Mode != us.Mode || ls.Uid != us.Uid || ls.Gid != us.Gid || ls.Rdev != us.Rdev ||
+		ls.Mtim != us.Mtim {
+		return false, nil
+	}
+	typ := us.Mode & unix.S_IFMT
+	if typ == unix.S_IFREG && ls.Size != us.Size {
+		return false, nil
+	}
+	lx, err := xattrs(lp)
+	if err != nil {
+		return false, err
+	}
+	ux, err := xattrs(up)
+	if err != nil {
+		return false, err
+	}
+	if !maps.Equal(lx, ux) {
+		return false, nil
+	}
+	switch typ {
+	case unix.S_IFLNK:
+		lt, err1 := os.Readlink(lp)
+		ut, err2 := os.Readlink(up)
+		return lt == ut, errors.Join(err1, err2)
+	case unix.S_IFREG:
+		if us.Mtim.Nsec != 0 {
+			return true, nil
+		}
+		return sameContent(lp, up)
+	}
+	return true, nil
+}
+
+func sameContent(a, b string) (bool, error) {
+	fa, err := os.Open(a)
+	if err != nil {
+		return false, err
+	}
+	defer fa.Close()
+	fb, err := os.Open(b)
+	if err != nil {
+		return false, err
+	}
+	defer fb.Close()
+	ba, bb := make([]byte, 64<<10), make([]byte, 64<<10)
+	for {
+		na, ea := io.ReadFull(fa, ba)
+		nb, eb := io.ReadFull(fb, bb)
+		if na != nb || !bytes.Equal(ba[:na], bb[:nb]) {
+			return false, nil
+		}
+		if ea == io.EOF || ea == io.ErrUnexpectedEOF {
+			return eb == io.EOF || eb == io.ErrUnexpectedEOF, nil
+		}
+		if ea != nil {
+			return false, ea
+		}
+		if eb != nil {
+			return false, eb
+		}
+	}
+}
