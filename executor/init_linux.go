@@ -1,0 +1,131 @@
+package executor
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// initArg0 is the argv[0] that turns the re-executed binary into the
+// sandbox's init.
+const initArg0 = "strata-sandbox-init"
+
+// The init's inherited descriptors besides stdio.
+const (
+	configFD = 3
+	statusFD = 4
+)
+
+// MaybeInit must be the first call in main() and in TestMain of any package
+// whose tests run the sandbox. In a normal process it returns at once; in
+// the re-executed init it runs the sandbox and exits.
+func MaybeInit() {
+	if len(os.Args) == 0 || os.Args[0] != initArg0 {
+		return
+	}
+	status := os.NewFile(statusFD, "status")
+	code, err := runInit()
+	var st initStatus
+	if err != nil {
+		st.Error = err.Error()
+	} else {
+		st.Exit = &code
+	}
+	_ = json.NewEncoder(status).Encode(st)
+	if err != nil {
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// runInit runs in the new namespaces: it builds the root, starts the
+// command and returns its exit code.
+func runInit() (int, error) {
+	unix.CloseOnExec(configFD)
+	unix.CloseOnExec(statusFD)
+	var cfg initConfig
+	f := os.NewFile(configFD, "config")
+	err := json.NewDecoder(f).Decode(&cfg)
+	f.Close()
+	if err != nil {
+		return 0, fmt.Errorf("read sandbox config: %w", err)
+	}
+	spec := &cfg.Spec
+	r := &rootfs{dir: cfg.Rootfs}
+	if err := r.setup(&cfg); err != nil {
+		return 0, err
+	}
+	if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
+		return 0, fmt.Errorf("set hostname %q: %w", spec.Hostname, err)
+	}
+	if spec.Network != NetworkHost {
+		if err := loopbackUp(); err != nil {
+			return 0, err
+		}
+	}
+	if err := pivot(cfg.Rootfs); err != nil {
+		return 0, err
+	}
+	defer removeStubs(r.stubs)
+	proc, err := prepareProcess(spec)
+	if err != nil {
+		return 0, err
+	}
+	pid, err := proc.start(cfg.Seccomp, spec.Insecure)
+	if err != nil {
+		return 0, err
+	}
+	return reap(pid), nil
+}
+
+// loopbackUp brings up "lo" in the new network namespace.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("bring up lo: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return fmt.Errorf("bring up lo: %w", err)
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("bring up lo: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("bring up lo: %w", err)
+	}
+	return nil
+}
+
+// reap waits as PID 1 for every child. When the command (pid) exits it
+// kills everything left in the pid namespace; it returns the command's exit
+// code, 128+signal for a killed command.
+func reap(pid int) int {
+	code := -1
+	for {
+		var ws unix.WaitStatus
+		wpid, err := unix.Wait4(-1, &ws, 0, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			break // ECHILD: nothing left
+		}
+		if wpid == pid {
+			switch {
+			case ws.Exited():
+				code = ws.ExitStatus()
+			case ws.Signaled():
+				code = 128 + int(ws.Signal())
+			}
+		}
+		if code >= 0 {
+			_ = unix.Kill(-1, unix.SIGKILL)
+		}
+	}
+	return code
+}

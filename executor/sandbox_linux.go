@@ -1,0 +1,196 @@
+package executor
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/strata-build/strata/executor/seccomp"
+)
+
+// SandboxOptions configures a Sandbox.
+type SandboxOptions struct {
+	// StateDir holds the per-run temporary directories (the root's mount
+	// point, generated /etc files); it is created if missing.
+	StateDir string
+}
+
+// Sandbox runs processes in Linux namespaces with the current binary as
+// their init. It is safe for concurrent use.
+type Sandbox struct {
+	stateDir string
+	seccomp  seccomp.Program
+}
+
+var _ Executor = (*Sandbox)(nil)
+
+// NewSandbox compiles the seccomp filter once and prepares StateDir.
+func NewSandbox(opts SandboxOptions) (*Sandbox, error) {
+	if opts.StateDir == "" {
+		return nil, errors.New("new sandbox: no state dir")
+	}
+	if err := os.MkdirAll(opts.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("new sandbox: %w", err)
+	}
+	prog, err := seccomp.Default(defaultCapNames)
+	if err != nil {
+		return nil, fmt.Errorf("new sandbox: %w", err)
+	}
+	return &Sandbox{stateDir: opts.StateDir, seccomp: prog}, nil
+}
+
+// initConfig is what the parent sends the init on its config pipe.
+type initConfig struct {
+	Spec     Spec
+	Rootfs   string // empty directory to mount Spec.Root on
+	Hosts    string // generated files to bind over the root's /etc
+	Resolv   string
+	Hostname string
+	Seccomp  seccomp.Program
+}
+
+// initStatus is what the init reports on its status pipe.
+type initStatus struct {
+	Error string `json:",omitempty"`
+	Exit  *int   `json:",omitempty"`
+}
+
+// Run runs spec to completion. See the package documentation.
+func (s *Sandbox) Run(ctx context.Context, spec Spec, sio IO) error {
+	if len(spec.Args) == 0 {
+		return errors.New("run: no command")
+	}
+	if len(spec.Root) == 0 {
+		return fmt.Errorf("run %s: no root filesystem", spec.Args[0])
+	}
+	dir, err := os.MkdirTemp(s.stateDir, "run-")
+	if err != nil {
+		return fmt.Errorf("run %s: %w", spec.Args[0], err)
+	}
+	defer os.RemoveAll(dir)
+	if spec.Hostname == "" {
+		spec.Hostname = randomID()
+	}
+	cfg, err := s.prepare(dir, spec)
+	if err != nil {
+		return fmt.Errorf("run %s: %w", spec.Args[0], err)
+	}
+	if err := s.runInit(ctx, cfg, sio); err != nil {
+		return err
+	}
+	// The root's mount point must be empty: anything else means a mount
+	// leaked out of the sandbox's namespace.
+	return os.Remove(cfg.Rootfs)
+}
+
+// prepare writes the generated /etc files and the root's mount point.
+func (s *Sandbox) prepare(dir string, spec Spec) (*initConfig, error) {
+	cfg := &initConfig{
+		Spec:     spec,
+		Rootfs:   filepath.Join(dir, "rootfs"),
+		Hosts:    filepath.Join(dir, "hosts"),
+		Resolv:   filepath.Join(dir, "resolv.conf"),
+		Hostname: filepath.Join(dir, "hostname"),
+	}
+	if !spec.Insecure {
+		cfg.Seccomp = s.seccomp
+	}
+	if err := os.Mkdir(cfg.Rootfs, 0o755); err != nil {
+		return nil, err
+	}
+	hostResolv, err := os.ReadFile("/etc/resolv.conf")
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	files := map[string][]byte{
+		cfg.Hosts:    hostsFile(spec.Hostname, spec.ExtraHosts),
+		cfg.Resolv:   resolvConf(hostResolv, spec.Network == NetworkHost),
+		cfg.Hostname: []byte(spec.Hostname + "\n"),
+	}
+	for name, data := range files {
+		if err := os.WriteFile(name, data, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	return cfg, nil
+}
+
+// runInit starts the init, sends cfg, and waits for its report.
+func (s *Sandbox) runInit(ctx context.Context, cfg *initConfig, sio IO) error {
+	name := cfg.Spec.Args[0]
+	cfgR, cfgW, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("run %s: %w", name, err)
+	}
+	defer cfgR.Close()
+	defer cfgW.Close()
+	statR, statW, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("run %s: %w", name, err)
+	}
+	defer statR.Close()
+	defer statW.Close()
+
+	cmd := exec.CommandContext(ctx, "/proc/self/exe")
+	cmd.Args = []string{initArg0}
+	cmd.Env = []string{}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = sio.Stdin, sio.Stdout, sio.Stderr
+	cmd.ExtraFiles = []*os.File{cfgR, statW}
+	cmd.WaitDelay = 10 * time.Second // only if something outlives the pid namespace
+	flags := syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC
+	if cfg.Spec.Network != NetworkHost {
+		flags |= syscall.CLONE_NEWNET
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: uintptr(flags), Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("run %s: start sandbox: %w", name, err)
+	}
+	cfgR.Close()
+	statW.Close()
+
+	status := make(chan initStatus, 1)
+	go func() { status <- readStatus(statR) }()
+	encErr := json.NewEncoder(cfgW).Encode(cfg)
+	cfgW.Close()
+	waitErr := cmd.Wait()
+	st := <-status
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("run %s: %w", name, ctx.Err())
+	case st.Error != "":
+		return fmt.Errorf("run %s: %s", name, st.Error)
+	case st.Exit != nil && *st.Exit != 0:
+		return &ExitError{Code: *st.Exit}
+	case st.Exit != nil:
+		return nil
+	case encErr != nil:
+		return fmt.Errorf("run %s: send sandbox config: %w", name, encErr)
+	}
+	return fmt.Errorf("run %s: sandbox init died: %v", name, waitErr)
+}
+
+func readStatus(r io.Reader) initStatus {
+	data, _ := io.ReadAll(r)
+	var st initStatus
+	if err := json.Unmarshal(bytes.TrimSpace(data), &st); err != nil && len(data) > 0 {
+		st.Error = fmt.Sprintf("bad sandbox status %q", data)
+	}
+	return st
+}
+
+// randomID returns 12 hex digits.
+func randomID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
