@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -49,21 +50,48 @@ func Mkdir(ctx context.Context, destRoot string, a *llb.MkdirAction) error {
 		if err != nil {
 			return err
 		}
-		fi, err := os.Lstat(host)
-		if err == nil {
-			if !fi.IsDir() {
-				return fmt.Errorf("mkdir %s: /%s is not a directory", a.Path, cur)
-			}
-			continue
-		}
-		if err := os.Mkdir(host, 0o700); err != nil {
-			return fmt.Errorf("mkdir %s: %w", a.Path, unwrapPath(err))
-		}
-		if err := applyMeta(host, m, true); err != nil {
+		created, err := mkdirChain(destRoot, host)
+		if err != nil {
 			return fmt.Errorf("mkdir %s: %w", a.Path, err)
+		}
+		for i := len(created) - 1; i >= 0; i-- {
+			if err := applyMeta(created[i], m, true); err != nil {
+				return fmt.Errorf("mkdir %s: %w", a.Path, err)
+			}
 		}
 	}
 	return nil
+}
+
+// mkdirChain creates host, a resolved path below root, and its missing
+// parents, with mode 0700 (the caller sets metadata), and returns the
+// directories it created, outermost first. Components that exist must be
+// directories.
+func mkdirChain(root, host string) ([]string, error) {
+	rel := local.RelTo(root, host)
+	if rel == "." {
+		return nil, nil
+	}
+	var created []string
+	cur := filepath.Clean(root)
+	for _, part := range strings.Split(rel, "/") {
+		cur = filepath.Join(cur, part)
+		fi, err := os.Lstat(cur)
+		if err == nil {
+			if !fi.IsDir() {
+				return created, fmt.Errorf("/%s is not a directory", local.RelTo(root, cur))
+			}
+			continue
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return created, err
+		}
+		if err := os.Mkdir(cur, 0o700); err != nil {
+			return created, fmt.Errorf("create directory /%s: %w", local.RelTo(root, cur), unwrapPath(err))
+		}
+		created = append(created, cur)
+	}
+	return created, nil
 }
 
 // Mkfile writes a file in destRoot with Data, replacing an existing file.

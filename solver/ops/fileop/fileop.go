@@ -26,9 +26,7 @@ package fileop
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -177,20 +175,13 @@ func (c *copier) mkdirAll(dir string, parents bool) error {
 		if err != nil {
 			return err
 		}
-		fi, err := os.Lstat(host)
-		if err == nil {
-			if !fi.IsDir() {
-				return fmt.Errorf("copy to %s: %s is not a directory", c.show(dir), "/"+cur)
-			}
-			continue
+		created, err := mkdirChain(c.root, host)
+		for _, d := range created {
+			c.pending = append(c.pending, c.defaultDirMeta(d))
 		}
-		if !errors.Is(err, fs.ErrNotExist) {
+		if err != nil {
 			return fmt.Errorf("copy to %s: %w", c.show(dir), err)
 		}
-		if err := os.Mkdir(host, 0o700); err != nil {
-			return fmt.Errorf("create directory %s: %w", "/"+cur, err)
-		}
-		c.pending = append(c.pending, c.defaultDirMeta(host))
 	}
 	return nil
 }
