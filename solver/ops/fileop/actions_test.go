@@ -31,12 +31,18 @@ func TestMkdirMkfileRm(t *testing.T) {
 		{"mkdir parents existing", func() error { return Mkdir(ctx, root, &llb.MkdirAction{Path: "/a/b", Mode: 0o700, MakeParents: true}) }, ""},
 		{"mkdir existing", func() error { return Mkdir(ctx, root, &llb.MkdirAction{Path: "/a/b", Mode: 0o700}) }, "mkdir /a/b: file exists"},
 		{"mkdir missing parent", func() error { return Mkdir(ctx, root, &llb.MkdirAction{Path: "/n/o", Mode: 0o700}) }, "mkdir /n/o: no such file or directory"},
-		{"mkdir through symlink", func() error { return Mkdir(ctx, root, &llb.MkdirAction{Path: "/out/d", Mode: 0o755, MakeParents: true}) }, ""},
+		{"mkdir through symlink", func() error {
+			return Mkdir(ctx, root, &llb.MkdirAction{Path: "/out/d", Mode: 0o755, MakeParents: true})
+		}, ""},
 		{"mkfile", func() error {
 			return Mkfile(ctx, root, &llb.MkfileAction{Path: "/a/f", Mode: 0o640, Data: []byte("data"), Chown: &llb.Chown{User: "1", Group: "2"}})
 		}, ""},
-		{"mkfile replaces", func() error { return Mkfile(ctx, root, &llb.MkfileAction{Path: "/a/f", Mode: 0o644, Data: []byte("new")}) }, ""},
-		{"mkfile through symlink", func() error { return Mkfile(ctx, root, &llb.MkfileAction{Path: "/out/g", Mode: 0o644, Data: []byte("g")}) }, ""},
+		{"mkfile replaces", func() error {
+			return Mkfile(ctx, root, &llb.MkfileAction{Path: "/a/f", Mode: 0o644, Data: []byte("new")})
+		}, ""},
+		{"mkfile through symlink", func() error {
+			return Mkfile(ctx, root, &llb.MkfileAction{Path: "/out/g", Mode: 0o644, Data: []byte("g")})
+		}, ""},
 		{"mkfile on dir", func() error { return Mkfile(ctx, root, &llb.MkfileAction{Path: "/a/b", Mode: 0o644}) }, "mkfile /a/b: is a directory"},
 		{"rm wildcard", func() error { return Rm(ctx, root, &llb.RmAction{Path: "/keep/*.tmp", AllowWildcard: true}) }, ""},
 		{"rm symlink not target", func() error { return Rm(ctx, root, &llb.RmAction{Path: "/out"}) }, ""},
