@@ -1,0 +1,32 @@
+# strata — see README.md.
+GO      ?= go
+BIN     := bin/strata
+OUT     := out
+STORE   := $(OUT)/store
+
+.PHONY: build test demo lint bench clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/strata
+
+# The test command (CI runs it as root: mounts, namespaces, overlayfs).
+test:
+	$(GO) test -race -count=1 -timeout 30m ./...
+
+# Builds examples/hello on a busybox base made from Debian's busybox-static
+# and writes an OCI archive.
+demo: build
+	mkdir -p $(OUT)
+	scripts/busybox-rootfs.sh $(OUT)/busybox.tar
+	$(BIN) --root $(STORE) import $(OUT)/busybox.tar busybox
+	$(BIN) --root $(STORE) build -t hello -o type=oci,dest=$(OUT)/hello.oci.tar examples/hello
+
+lint:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt needed"; exit 1; }
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf bin $(OUT)

@@ -1,0 +1,231 @@
+package builder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/strata-build/strata/cache/images"
+	"github.com/strata-build/strata/context/ignore"
+	"github.com/strata-build/strata/exporter"
+	"github.com/strata-build/strata/frontend/dockerfile"
+	"github.com/strata-build/strata/internal/progress"
+	"github.com/strata-build/strata/llb"
+	"github.com/strata-build/strata/solver"
+	"github.com/strata-build/strata/solver/ops"
+)
+
+// Options is one build.
+type Options struct {
+	// ContextDir is the build context.
+	ContextDir string
+	// Dockerfile is the Dockerfile's path; "" means ContextDir/Dockerfile.
+	// DockerfileData, when set, is used instead of reading it (-f -).
+	Dockerfile     string
+	DockerfileData []byte
+	Tags           []string
+	BuildArgs      map[string]string
+	Labels         map[string]string
+	Target         string
+	NoCache        bool
+	NoCacheFilter  []string
+	Jobs           int
+	Platform       ocispec.Platform
+	// Exports receive the image; the image store is one of them when Tags
+	// should be kept in the store.
+	Exports  []exporter.Exporter
+	Progress progress.Sink
+	// Warnings receives the Dockerfile linter's warnings, if set.
+	Warnings io.Writer
+}
+
+// Result is what a build made.
+type Result struct {
+	Manifest ocispec.Descriptor
+	Config   digest.Digest
+	Reports  []exporter.Report
+}
+
+// Build runs one build on the store.
+func (s *Store) Build(ctx context.Context, opts Options) (*Result, error) {
+	if opts.Progress == nil {
+		opts.Progress = progress.Discard
+	}
+	if opts.Platform.OS == "" {
+		opts.Platform = ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH}
+	}
+	ctxDir, err := filepath.Abs(opts.ContextDir)
+	if err != nil {
+		return nil, err
+	}
+	dfPath := opts.Dockerfile
+	if dfPath == "" {
+		dfPath = filepath.Join(ctxDir, "Dockerfile")
+	}
+	data := opts.DockerfileData
+	if data == nil {
+		if data, err = os.ReadFile(dfPath); err != nil {
+			return nil, fmt.Errorf("read Dockerfile: %w", err)
+		}
+	}
+	epoch, err := sourceDateEpoch(opts)
+	if err != nil {
+		return nil, err
+	}
+	excludes, err := ignore.ReadFile(ctxDir, dfPath)
+	if err != nil {
+		return nil, err
+	}
+	conv, err := dockerfile.Convert(ctx, dockerfile.Options{
+		Dockerfile:      data,
+		Filename:        filepath.Base(dfPath),
+		Target:          opts.Target,
+		BuildArgs:       opts.BuildArgs,
+		Labels:          opts.Labels,
+		Platform:        opts.Platform,
+		Resolver:        &resolver{s: s},
+		ContextExcludes: excludes,
+		NoCacheFilter:   opts.NoCacheFilter,
+		SourceDateEpoch: epoch,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if opts.Warnings != nil {
+		for _, w := range conv.Warnings {
+			fmt.Fprintf(opts.Warnings, "WARNING: %s - %s: %s\n", w.RuleName, w.Location, w.Detail)
+		}
+	}
+	ref := &ops.Ref{}
+	if conv.Root != nil {
+		def, err := llb.NewDefinition(conv.Root)
+		if err != nil {
+			return nil, err
+		}
+		scopeSteps(def, ctxDir, dfPath)
+		if ref, err = s.solve(ctx, def, ctxDir, opts); err != nil {
+			return nil, withSource(err, data)
+		}
+	}
+	desc, cfg, err := s.writeImage(ctx, ref, conv.DockerImage(), epoch)
+	if err != nil {
+		return nil, fmt.Errorf("export image: %w", err)
+	}
+	res := &Result{Manifest: desc, Config: cfg}
+	names := make([]string, 0, len(opts.Tags))
+	for _, t := range opts.Tags {
+		n, err := images.Normalize(t)
+		if err != nil {
+			return nil, err
+		}
+		names = append(names, n)
+	}
+	for _, e := range opts.Exports {
+		rep, err := e.Export(ctx, exporter.Source{Content: s.Content, Manifest: desc, Names: names})
+		if err != nil {
+			return nil, fmt.Errorf("export: %w", err)
+		}
+		res.Reports = append(res.Reports, rep)
+	}
+	return res, nil
+}
+
+func (s *Store) solve(ctx context.Context, def *llb.Definition, ctxDir string, opts Options) (*ops.Ref, error) {
+	w := &ops.Worker{
+		Snapshotter:   s.Snapshotter,
+		Content:       s.Content,
+		Records:       s.Records,
+		Executor:      s.Executor,
+		Checksums:     s.Checksums,
+		TempDir:       s.tmp,
+		CacheMountDir: filepath.Join(s.Root, "cache-mounts"),
+		ContextDir:    ctxDir,
+		Progress:      opts.Progress,
+	}
+	sv := solver.New(solver.Options{
+		Resolve:  w.Resolve,
+		Cache:    &ops.CacheStore{Records: s.Records, Snapshotter: s.Snapshotter},
+		Jobs:     opts.Jobs,
+		Progress: opts.Progress,
+		NoCache:  opts.NoCache,
+	})
+	r, err := sv.Solve(ctx, def.Root)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Checksums.Save(); err != nil {
+		return nil, err
+	}
+	return r.(*ops.Ref), nil
+}
+
+// scopeSteps prefixes step IDs with the build's identity (context and
+// Dockerfile), so miss explanations compare a step with its own history.
+func scopeSteps(def *llb.Definition, ctxDir, dfPath string) {
+	abs, _ := filepath.Abs(dfPath)
+	scope := digest.FromString(ctxDir + "\x00" + abs).Encoded()[:16]
+	for _, v := range def.Vertices {
+		if v.Meta.StepID != "" {
+			v.Meta.StepID = scope + "/" + v.Meta.StepID
+		}
+	}
+}
+
+// BuildError is a failed step, with where it came from in the Dockerfile.
+type BuildError struct {
+	Location llb.Location
+	Lines    []string // the source lines of Location
+	Err      error
+}
+
+func (e *BuildError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s\n--------------------\n", e.Location)
+	for i, l := range e.Lines {
+		fmt.Fprintf(&b, "%4d | >>> %s\n", e.Location.StartLine+i, l)
+	}
+	fmt.Fprintf(&b, "--------------------\n%v", e.Err)
+	return b.String()
+}
+
+func (e *BuildError) Unwrap() error { return e.Err }
+
+// withSource attaches the Dockerfile lines of a failed vertex to err.
+func withSource(err error, dockerfile []byte) error {
+	var ve *solver.VertexError
+	if !errors.As(err, &ve) || len(ve.Vertex.Meta.Locations) == 0 {
+		return err
+	}
+	loc := ve.Vertex.Meta.Locations[0]
+	lines := strings.Split(string(dockerfile), "\n")
+	var src []string
+	for i := loc.StartLine; i <= loc.EndLine && i-1 < len(lines) && i >= 1; i++ {
+		src = append(src, lines[i-1])
+	}
+	return &BuildError{Location: loc, Lines: src, Err: fmt.Errorf("failed to solve: %w", ve.Err)}
+}
+
+// sourceDateEpoch reads SOURCE_DATE_EPOCH from the build args (as BuildKit
+// does): seconds since the Unix epoch.
+func sourceDateEpoch(opts Options) (*time.Time, error) {
+	v, ok := opts.BuildArgs["SOURCE_DATE_EPOCH"]
+	if !ok || v == "" {
+		return nil, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("invalid SOURCE_DATE_EPOCH %q: %w", v, err)
+	}
+	t := time.Unix(n, 0).UTC()
+	return &t, nil
+}

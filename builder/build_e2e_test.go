@@ -1,0 +1,288 @@
+package builder_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/strata-build/strata/builder"
+	"github.com/strata-build/strata/cache/snapshot"
+	"github.com/strata-build/strata/exporter"
+	"github.com/strata-build/strata/internal/progress"
+)
+
+const twoStage = `FROM busybox AS build
+WORKDIR /src
+COPY a.txt b.txt ./
+RUN cat a.txt b.txt > /joined && echo built >> /joined
+RUN mkdir -p /dist && cp /joined /dist/out && chmod 0600 /dist/out && chown 1000:1001 /dist/out
+
+FROM busybox
+LABEL stage=final
+ENV GREETING=hi
+COPY --from=build /dist/ /app/
+USER app
+WORKDIR /app
+EXPOSE 8080/tcp
+ENTRYPOINT ["/bin/cat"]
+CMD ["/app/out"]
+`
+
+func TestBuildTwoStageImage(t *testing.T) {
+	e := newEnv(t)
+	dir := writeContext(t, map[string]string{"Dockerfile": twoStage, "a.txt": "alpha\n", "b.txt": "beta\n"})
+	res, _ := e.mustBuild(dir, builder.Options{Tags: []string{"two:latest"}, Exports: []exporter.Exporter{exporter.ImageStore{Images: e.store.Images}}})
+	img := e.readImage(res)
+
+	out := img.file(t, "/app/out")
+	if got := string(out.data); got != "alpha\nbeta\nbuilt\n" {
+		t.Errorf("/app/out = %q", got)
+	}
+	if out.hdr.Mode&0o7777 != 0o600 || out.hdr.Uid != 1000 || out.hdr.Gid != 1001 {
+		t.Errorf("/app/out mode %o owner %d:%d, want 600 1000:1001", out.hdr.Mode&0o7777, out.hdr.Uid, out.hdr.Gid)
+	}
+	if _, ok := img.flatten()["joined"]; ok {
+		t.Error("a file of the build stage leaked into the final image")
+	}
+	if _, ok := img.flatten()["bin/busybox"]; !ok {
+		t.Error("base image files are missing")
+	}
+	cfg := img.config.Config
+	if cfg.User != "app" || cfg.WorkingDir != "/app" || cfg.Labels["stage"] != "final" {
+		t.Errorf("config user %q workdir %q labels %v", cfg.User, cfg.WorkingDir, cfg.Labels)
+	}
+	if strings.Join(cfg.Entrypoint, " ") != "/bin/cat" || strings.Join(cfg.Cmd, " ") != "/app/out" {
+		t.Errorf("entrypoint %q cmd %q", cfg.Entrypoint, cfg.Cmd)
+	}
+	if _, ok := cfg.ExposedPorts["8080/tcp"]; !ok {
+		t.Errorf("exposed ports %v", cfg.ExposedPorts)
+	}
+	if !contains(cfg.Env, "GREETING=hi") || !containsPrefix(cfg.Env, "PATH=") {
+		t.Errorf("env %v", cfg.Env)
+	}
+	// History: the imported base layer, then one entry per instruction;
+	// layer-making entries match the layers one to one.
+	var nonEmpty int
+	for _, h := range img.config.History {
+		if !h.EmptyLayer {
+			nonEmpty++
+		}
+	}
+	if nonEmpty != len(img.manifest.Layers) || len(img.config.RootFS.DiffIDs) != len(img.manifest.Layers) {
+		t.Errorf("%d non-empty history entries, %d layers, %d diff ids", nonEmpty, len(img.manifest.Layers), len(img.config.RootFS.DiffIDs))
+	}
+	var createdBy []string
+	for _, h := range img.config.History {
+		createdBy = append(createdBy, h.CreatedBy)
+	}
+	joined := strings.Join(createdBy, "\n")
+	for _, want := range []string{"LABEL stage=final", "ENV GREETING=hi", "COPY /dist/ /app/", "USER app", "WORKDIR /app", "EXPOSE [8080/tcp]", "CMD [\"/app/out\"]"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("history lacks %q:\n%s", want, joined)
+		}
+	}
+	if _, err := e.store.Images.Get(context.Background(), "two:latest"); err != nil {
+		t.Errorf("tag not in store: %v", err)
+	}
+}
+
+func TestRebuildIsCachedAndEditReRunsOnlyAfterCopy(t *testing.T) {
+	e := newEnv(t)
+	df := `FROM busybox
+RUN echo one > /one
+COPY a.txt /a.txt
+RUN cat /a.txt > /copy
+RUN echo two > /two
+`
+	dir := writeContext(t, map[string]string{"Dockerfile": df, "a.txt": "v1\n"})
+	first, ev1 := e.mustBuild(dir, builder.Options{})
+	for name, st := range ev1.statuses() {
+		if strings.Contains(name, "RUN") && st != progress.Done {
+			t.Errorf("first build: %s is %s", name, st)
+		}
+	}
+	second, ev2 := e.mustBuild(dir, builder.Options{})
+	for name, st := range ev2.statuses() {
+		if st != progress.Cached && !strings.Contains(name, "build context") {
+			t.Errorf("rebuild: %s is %s, want cached", name, st)
+		}
+	}
+	if first.Manifest.Digest != second.Manifest.Digest {
+		t.Errorf("rebuild gave another image: %s vs %s", first.Manifest.Digest, second.Manifest.Digest)
+	}
+
+	if err := os.WriteFile(filepath.Join(dir, "a.txt"), []byte("v2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	third, ev3 := e.mustBuild(dir, builder.Options{})
+	want := map[string]progress.Status{
+		"RUN echo one > /one":  progress.Cached,
+		"COPY a.txt /a.txt":    progress.Done,
+		"RUN cat /a.txt > /copy": progress.Done,
+		"RUN echo two > /two":  progress.Done,
+	}
+	got := ev3.statuses()
+	for suffix, st := range want {
+		found := false
+		for name, s := range got {
+			if strings.HasSuffix(name, suffix) {
+				found = true
+				if s != st {
+					t.Errorf("after edit: %s is %s, want %s", name, s, st)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("after edit: no vertex named ...%s in %v", suffix, got)
+		}
+	}
+	if f := e.readImage(third).file(t, "/copy"); string(f.data) != "v2\n" {
+		t.Errorf("/copy = %q after the edit", f.data)
+	}
+	for name, r := range ev3.reasons() {
+		if strings.HasSuffix(name, "COPY a.txt /a.txt") && !strings.Contains(r, "a.txt") {
+			t.Errorf("miss reason of the COPY does not name the file: %q", r)
+		}
+	}
+}
+
+func TestFailedRunReportsAndLeavesStoreUnchanged(t *testing.T) {
+	e := newEnv(t)
+	df := "FROM busybox\nRUN echo ok > /ok\n\nRUN echo before; exit 7\n"
+	dir := writeContext(t, map[string]string{"Dockerfile": df})
+	// Build the steps before the failing one, so the failed build can only
+	// add what the failing step makes.
+	okDir := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nRUN echo ok > /ok\n"})
+	e.mustBuild(okDir, builder.Options{})
+	before := snapshotNames(t, e.store)
+	_, _, err := e.build(dir, builder.Options{})
+	if err == nil {
+		t.Fatal("build succeeded")
+	}
+	msg := err.Error()
+	for _, want := range []string{"Dockerfile:4", "RUN echo before; exit 7", "exit code: 7", "/bin/sh -c echo before; exit 7"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error lacks %q:\n%s", want, msg)
+		}
+	}
+	var be *builder.BuildError
+	if !errors.As(err, &be) || be.Location.StartLine != 4 {
+		t.Errorf("error is not a BuildError at line 4: %#v", err)
+	}
+	after := snapshotNames(t, e.store)
+	if jsonString(after) != jsonString(before) {
+		t.Errorf("the failed step changed the snapshots:\nbefore %v\nafter  %v", before, after)
+	}
+}
+
+func TestDeletedFilesAndOpaqueDirs(t *testing.T) {
+	e := newEnv(t)
+	df := `FROM busybox
+RUN mkdir -p /data/keep /data/wipe && echo k > /data/keep/f && echo w > /data/wipe/old && echo x > /gone
+RUN rm /gone && rm -rf /data/wipe && mkdir /data/wipe && echo n > /data/wipe/new && rm /bin/vi
+`
+	dir := writeContext(t, map[string]string{"Dockerfile": df})
+	res, _ := e.mustBuild(dir, builder.Options{})
+	img := e.readImage(res)
+	fs := img.flatten()
+	for _, gone := range []string{"gone", "data/wipe/old", "bin/vi"} {
+		if _, ok := fs[gone]; ok {
+			t.Errorf("%s should be deleted", gone)
+		}
+	}
+	for _, kept := range []string{"data/keep/f", "data/wipe/new", "bin/sh"} {
+		if _, ok := fs[kept]; !ok {
+			t.Errorf("%s should exist", kept)
+		}
+	}
+	last := img.layers[len(img.layers)-1]
+	names := map[string]bool{}
+	for _, e := range last {
+		names[strings.TrimPrefix(e.hdr.Name, "./")] = true
+	}
+	if !names["gone"] && !names[".wh.gone"] {
+		t.Errorf("last layer has no whiteout for /gone: %v", names)
+	}
+	if !names[".wh.gone"] {
+		t.Errorf("last layer lacks .wh.gone: %v", names)
+	}
+	if !names["data/wipe/.wh..wh..opq"] && !names["data/.wh.wipe"] {
+		t.Errorf("last layer neither makes data/wipe opaque nor whites it out: %v", names)
+	}
+}
+
+func TestExportedArchivesAreValidForRealTools(t *testing.T) {
+	e := newEnv(t)
+	dir := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nRUN echo hi > /hi\nCMD [\"cat\", \"/hi\"]\n"})
+	out := t.TempDir()
+	ociPath, dockerPath := filepath.Join(out, "img.oci.tar"), filepath.Join(out, "img.docker.tar")
+	_, _ = e.mustBuild(dir, builder.Options{Tags: []string{"tools:1"}, Exports: []exporter.Exporter{
+		exporter.OCIArchive{Path: ociPath},
+		exporter.DockerArchive{Path: dockerPath},
+	}})
+	if _, err := exec.LookPath("skopeo"); err == nil {
+		for _, ref := range []string{"oci-archive:" + ociPath, "docker-archive:" + dockerPath} {
+			out, err := exec.Command("skopeo", "inspect", "--raw", ref).CombinedOutput()
+			if err != nil {
+				t.Errorf("skopeo inspect %s: %v\n%s", ref, err, out)
+			}
+		}
+	} else {
+		t.Log("skopeo not installed: skipping its check")
+	}
+	if _, err := exec.LookPath("umoci"); err == nil {
+		lay := filepath.Join(out, "layout")
+		if err := os.MkdirAll(lay, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command("tar", "-xf", ociPath, "-C", lay).CombinedOutput(); err != nil {
+			t.Fatalf("untar: %v\n%s", err, out)
+		}
+		bundle := filepath.Join(out, "bundle")
+		// The layout names the image by its tag, as BuildKit's does.
+		if o, err := exec.Command("umoci", "unpack", "--image", lay+":1", bundle).CombinedOutput(); err != nil {
+			t.Fatalf("umoci unpack: %v\n%s", err, o)
+		}
+		b, err := os.ReadFile(filepath.Join(bundle, "rootfs", "hi"))
+		if err != nil || string(b) != "hi\n" {
+			t.Errorf("umoci rootfs /hi = %q, %v", b, err)
+		}
+	} else {
+		t.Log("umoci not installed: skipping its check")
+	}
+}
+
+func snapshotNames(t *testing.T, st *builder.Store) map[string]snapshot.Kind {
+	t.Helper()
+	out := map[string]snapshot.Kind{}
+	err := st.Snapshotter.Walk(context.Background(), func(i snapshot.Info) error {
+		out[i.Name] = i.Kind
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func containsPrefix(list []string, p string) bool {
+	for _, x := range list {
+		if strings.HasPrefix(x, p) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,247 @@
+package builder
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	digest "github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/strata-build/strata/cache"
+	"github.com/strata-build/strata/cache/layer"
+	"github.com/strata-build/strata/cache/snapshot"
+	"github.com/strata-build/strata/solver/ops"
+)
+
+// writeImage turns a build result and the frontend's config template into
+// an image in the content store: one layer per non-empty snapshot diff in
+// the result's chain, the config with diff ids and history, the manifest.
+func (s *Store) writeImage(ctx context.Context, ref *ops.Ref, full dockerspec.DockerOCIImage, epoch *time.Time) (ocispec.Descriptor, digest.Digest, error) {
+	tmpl := full.Image
+	chain, err := s.chain(ctx, ref.Snapshot)
+	if err != nil {
+		return ocispec.Descriptor{}, "", err
+	}
+	layers := make([]cache.Layer, len(chain))
+	for i, name := range chain {
+		parent := ""
+		if i > 0 {
+			parent = chain[i-1]
+		}
+		l, err := s.layerOf(ctx, name, parent, epoch)
+		if err != nil {
+			return ocispec.Descriptor{}, "", fmt.Errorf("layer of %s: %w", name, err)
+		}
+		layers[i] = *l
+	}
+	img := tmpl
+	history, newIdx, err := alignHistory(tmpl.History, layers, len(tmpl.RootFS.DiffIDs))
+	if err != nil {
+		return ocispec.Descriptor{}, "", err
+	}
+	created := make([]time.Time, len(newIdx))
+	for j := range newIdx {
+		info, err := s.Snapshotter.Stat(ctx, chain[len(chain)-len(newIdx)+j])
+		if err != nil {
+			return ocispec.Descriptor{}, "", err
+		}
+		created[j] = info.Created.UTC()
+	}
+	img.History = history
+	fillTimes(&img, newIdx, created, epoch)
+	img.RootFS = ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{}}
+	m := ocispec.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageManifest, Layers: []ocispec.Descriptor{}}
+	for _, l := range layers {
+		if l.Empty {
+			continue
+		}
+		img.RootFS.DiffIDs = append(img.RootFS.DiffIDs, l.DiffID)
+		m.Layers = append(m.Layers, l.Blob)
+	}
+	full.Image = img
+	full.Config.ImageConfig = img.Config
+	cb, err := json.Marshal(full)
+	if err != nil {
+		return ocispec.Descriptor{}, "", err
+	}
+	if m.Config, err = s.Content.Put(ctx, ocispec.MediaTypeImageConfig, cb); err != nil {
+		return ocispec.Descriptor{}, "", err
+	}
+	mb, err := json.Marshal(m)
+	if err != nil {
+		return ocispec.Descriptor{}, "", err
+	}
+	desc, err := s.Content.Put(ctx, ocispec.MediaTypeImageManifest, mb)
+	return desc, m.Config.Digest, err
+}
+
+// chain lists a committed snapshot and its parents, base first.
+func (s *Store) chain(ctx context.Context, name string) ([]string, error) {
+	var out []string
+	for name != "" {
+		info, err := s.Snapshotter.Stat(ctx, name)
+		if err != nil {
+			return nil, fmt.Errorf("stat snapshot %s: %w", name, err)
+		}
+		out = append([]string{name}, out...)
+		name = info.Parent
+	}
+	return out, nil
+}
+
+// alignHistory pairs the template's history with the layers: the first nBase
+// layers are the base image's; each later layer-making entry takes the next
+// layer and is marked empty when that layer's diff was empty.
+func alignHistory(hist []ocispec.History, layers []cache.Layer, nBase int) ([]ocispec.History, []int, error) {
+	out := append([]ocispec.History(nil), hist...)
+	newLayers := layers[min(nBase, len(layers)):]
+	// The last len(newLayers) non-empty entries are this build's steps.
+	idx := []int{}
+	for i := len(out) - 1; i >= 0 && len(idx) < len(newLayers); i-- {
+		if !out[i].EmptyLayer {
+			idx = append([]int{i}, idx...)
+		}
+	}
+	if len(idx) != len(newLayers) {
+		return nil, nil, fmt.Errorf("image history has %d layer entries for %d new layers", len(idx), len(newLayers))
+	}
+	for j, i := range idx {
+		if newLayers[j].Empty {
+			out[i].EmptyLayer = true
+		}
+	}
+	return out, idx, nil
+}
+
+// fillTimes dates the history and the image. A layer step is dated by when
+// its snapshot was made, a config step by the step before it, so a rebuild
+// that hits the cache everywhere yields the same image digest. epoch
+// (SOURCE_DATE_EPOCH), when set, dates everything.
+func fillTimes(img *ocispec.Image, newIdx []int, created []time.Time, epoch *time.Time) {
+	if epoch != nil {
+		t := epoch.UTC()
+		img.Created = &t
+		for i := range img.History {
+			if img.History[i].Created == nil || img.History[i].Created.After(t) {
+				img.History[i].Created = &t
+			}
+		}
+		return
+	}
+	layerTime := map[int]time.Time{}
+	for j, i := range newIdx {
+		layerTime[i] = created[j]
+	}
+	var last *time.Time
+	for i := range img.History {
+		h := &img.History[i]
+		if t, ok := layerTime[i]; ok && h.Created == nil {
+			h.Created = &t
+		}
+		if h.Created == nil && last != nil {
+			t := *last
+			h.Created = &t
+		}
+		if h.Created != nil {
+			last = h.Created
+		}
+	}
+	if last == nil {
+		now := time.Now().UTC()
+		last = &now
+		for i := range img.History {
+			img.History[i].Created = last
+		}
+	}
+	t := *last
+	img.Created = &t
+}
+
+// layerOf returns the layer of a committed snapshot, computing, compressing
+// and recording it the first time.
+func (s *Store) layerOf(ctx context.Context, name, parent string, epoch *time.Time) (*cache.Layer, error) {
+	recName := name
+	if epoch != nil {
+		recName = fmt.Sprintf("%s@%d", name, epoch.Unix())
+	}
+	if l, err := s.Records.Layer(recName); err != nil || l != nil {
+		return l, err
+	}
+	var lower []snapshot.Mount
+	if parent != "" {
+		key := "diff-lower-" + name
+		m, err := s.Snapshotter.View(ctx, key, parent)
+		if err != nil {
+			return nil, err
+		}
+		defer s.Snapshotter.Remove(context.WithoutCancel(ctx), key)
+		lower = m
+	}
+	key := "diff-upper-" + name
+	upper, err := s.Snapshotter.View(ctx, key, name)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Snapshotter.Remove(context.WithoutCancel(ctx), key)
+	upper = overlayUpper(upper)
+
+	cw, err := s.Content.Writer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer cw.Close()
+	pr, pw := io.Pipe()
+	done := make(chan int, 1)
+	go func() {
+		n, err := layer.WriteDiff(ctx, pw, lower, upper, layer.DiffOptions{SourceDateEpoch: epoch})
+		pw.CloseWithError(err)
+		done <- n
+	}()
+	diffID, blob, err := layer.Compress(pr, cw)
+	pr.CloseWithError(err) // unblocks the writer on failure
+	entries := <-done
+	if err != nil {
+		return nil, err
+	}
+	l := cache.Layer{DiffID: diffID, Blob: blob, Empty: entries == 0}
+	if !l.Empty {
+		if err := cw.Commit(blob.Size, blob.Digest); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.Records.SaveLayer(recName, l); err != nil {
+		return nil, err
+	}
+	return &l, nil
+}
+
+// overlayUpper rewrites a read-only overlay view of a snapshot into a mount
+// whose upperdir is the snapshot's own directory (the first lowerdir), which
+// is where its diff lives. Other mounts are returned unchanged.
+func overlayUpper(ms []snapshot.Mount) []snapshot.Mount {
+	if len(ms) != 1 || ms[0].Type != "overlay" {
+		return ms
+	}
+	for _, o := range ms[0].Options {
+		if strings.HasPrefix(o, "upperdir=") {
+			return ms
+		}
+	}
+	for _, o := range ms[0].Options {
+		if dirs, ok := strings.CutPrefix(o, "lowerdir="); ok {
+			first, rest, _ := strings.Cut(dirs, ":")
+			opts := []string{"upperdir=" + first}
+			if rest != "" {
+				opts = append(opts, "lowerdir="+rest)
+			}
+			return []snapshot.Mount{{Type: "overlay", Source: "overlay", Options: opts}}
+		}
+	}
+	return ms
+}

@@ -1,0 +1,189 @@
+// Package builder is strata's one entry point for a build: Dockerfile ->
+// frontend (op graph) -> solver (cached execution) -> exporters.
+//
+// A Store is one store root opened by one process: the metadata DB, the
+// content store, the image store, the snapshotter and the sandbox. Opening
+// it sweeps what killed processes left behind (mount points, active
+// snapshots, ingest files), so no repair step is ever needed. Several
+// processes may open one root at once.
+package builder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/strata/cache"
+	"github.com/strata-build/strata/cache/content"
+	"github.com/strata-build/strata/cache/contenthash"
+	"github.com/strata-build/strata/cache/images"
+	"github.com/strata-build/strata/cache/metadata"
+	"github.com/strata-build/strata/cache/snapshot"
+	"github.com/strata-build/strata/executor"
+)
+
+// Store is an open store root.
+type Store struct {
+	Root        string
+	DB          *metadata.DB
+	Content     *content.Store
+	Images      *images.Store
+	Records     *cache.Records
+	Snapshotter snapshot.Snapshotter
+	Checksums   *contenthash.Cache
+	Executor    executor.Executor
+
+	tmp       string   // this process's mount points and sandbox state
+	lock      *os.File // held while the process lives; a sweep skips locked dirs
+	storeLock *os.File // shared while open, exclusive during Prune
+}
+
+// DefaultRoot is /var/lib/strata for root, else $XDG_DATA_HOME/strata;
+// STRATA_ROOT overrides both.
+func DefaultRoot() string {
+	if r := os.Getenv("STRATA_ROOT"); r != "" {
+		return r
+	}
+	if os.Geteuid() == 0 {
+		return "/var/lib/strata"
+	}
+	if x := os.Getenv("XDG_DATA_HOME"); x != "" {
+		return filepath.Join(x, "strata")
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".local", "share", "strata")
+}
+
+// Open opens (creating if needed) the store at root and sweeps debris.
+func Open(ctx context.Context, root string) (*Store, error) {
+	root, err := filepath.Abs(root)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range []string{"", "tmp", "cache-mounts", "checksums"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o700); err != nil {
+			return nil, fmt.Errorf("create store %s: %w", root, err)
+		}
+	}
+	s := &Store{Root: root}
+	if err := s.lockShared(); err != nil {
+		return nil, err
+	}
+	if s.DB, err = metadata.Open(filepath.Join(root, "metadata.db")); err != nil {
+		return nil, err
+	}
+	if s.Content, err = content.Open(filepath.Join(root, "content")); err != nil {
+		return nil, err
+	}
+	s.Images = images.NewStore(s.DB)
+	s.Records = cache.NewRecords(s.DB)
+	if s.Snapshotter, err = snapshot.New(filepath.Join(root, "snapshots"), s.DB); err != nil {
+		return nil, err
+	}
+	if err := s.sweep(ctx); err != nil {
+		return nil, fmt.Errorf("sweep store %s: %w", root, err)
+	}
+	if err := s.claimTmp(); err != nil {
+		return nil, err
+	}
+	if s.Checksums, err = contenthash.OpenCache(filepath.Join(root, "checksums")); err != nil {
+		return nil, err
+	}
+	if s.Executor, err = executor.NewSandbox(executor.SandboxOptions{StateDir: s.tmp}); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// claimTmp makes this process's private temp dir and holds its lock.
+func (s *Store) claimTmp() error {
+	dir, err := os.MkdirTemp(filepath.Join(s.Root, "tmp"), "p"+strconv.Itoa(os.Getpid())+"-")
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return fmt.Errorf("lock %s: %w", dir, err)
+	}
+	s.tmp, s.lock = dir, f
+	return nil
+}
+
+// sweep removes the temp dirs of dead processes (unmounting what they left
+// mounted), their active snapshots and their ingest files.
+func (s *Store) sweep(ctx context.Context) error {
+	base := filepath.Join(s.Root, "tmp")
+	entries, err := os.ReadDir(base)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		dir := filepath.Join(base, e.Name())
+		if alive(dir) {
+			continue
+		}
+		if err := unmountBelow(dir); err != nil {
+			return err
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			return err
+		}
+	}
+	if err := s.Snapshotter.Sweep(ctx); err != nil {
+		return err
+	}
+	return s.Content.Sweep(time.Hour)
+}
+
+// alive reports whether a process still holds dir's lock.
+func alive(dir string) bool {
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_RDWR, 0)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return errors.Is(err, unix.EWOULDBLOCK)
+	}
+	return false
+}
+
+// unmountBelow detaches every mount point under dir, deepest first.
+func unmountBelow(dir string) error {
+	mounts, err := mountPointsBelow(dir)
+	if err != nil {
+		return err
+	}
+	for i := len(mounts) - 1; i >= 0; i-- {
+		if err := snapshot.Unmount(mounts[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close releases the store: the process's temp dir goes away.
+func (s *Store) Close() error {
+	if s.Checksums != nil {
+		_ = s.Checksums.Save()
+	}
+	if s.tmp != "" {
+		_ = unmountBelow(s.tmp)
+		_ = os.RemoveAll(s.tmp)
+		s.lock.Close()
+	}
+	if s.storeLock != nil {
+		s.storeLock.Close()
+	}
+	return nil
+}

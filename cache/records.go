@@ -1,0 +1,186 @@
+// Package cache keeps what the solver and the exporters remember between
+// builds, in the store's metadata database:
+//
+//   - result records: a cache key (a digest computed by the solver) names the
+//     committed snapshot that holds the step's output;
+//   - layer records: a committed snapshot names the compressed layer blob made
+//     from its diff, so a layer is compressed once however often it is exported;
+//   - step records: the key parts of the last build of a Dockerfile step, so a
+//     cache miss can be explained against it.
+//
+// Records never hold files; the snapshots and blobs they point at live in
+// cache/snapshot and cache/content. A record whose target vanished is a miss.
+package cache
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/strata-build/strata/cache/metadata"
+)
+
+var (
+	bucketResults = []byte("results")
+	bucketLayers  = []byte("layers")
+	bucketSteps   = []byte("steps")
+)
+
+// Records is the record index over one metadata DB.
+type Records struct {
+	db *metadata.DB
+}
+
+// NewRecords returns the records kept in db.
+func NewRecords(db *metadata.DB) *Records { return &Records{db: db} }
+
+// ResultRecord is what a cache key points at.
+type ResultRecord struct {
+	Snapshot string    // committed snapshot name; "" is the empty tree
+	Created  time.Time
+	LastUsed time.Time
+}
+
+// Layer is the exported form of one committed snapshot's diff.
+type Layer struct {
+	DiffID digest.Digest
+	Blob   ocispec.Descriptor
+	// Empty is set when the diff had no entries: no blob is stored.
+	Empty bool
+}
+
+func get[T any](d *metadata.DB, bucket []byte, key string) (*T, error) {
+	var out *T
+	err := d.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucket)
+		if b == nil {
+			return nil
+		}
+		v := b.Get([]byte(key))
+		if v == nil {
+			return nil
+		}
+		var t T
+		if err := json.Unmarshal(v, &t); err != nil {
+			return fmt.Errorf("decode %s record %s: %w", bucket, key, err)
+		}
+		out = &t
+		return nil
+	})
+	return out, err
+}
+
+func put(d *metadata.DB, bucket []byte, key string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return d.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucket)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(key), data)
+	})
+}
+
+// Result returns the record of key, or nil.
+func (r *Records) Result(key digest.Digest) (*ResultRecord, error) {
+	return get[ResultRecord](r.db, bucketResults, key.String())
+}
+
+// SaveResult points key at a committed snapshot.
+func (r *Records) SaveResult(key digest.Digest, snapshot string) error {
+	now := time.Now().UTC()
+	return put(r.db, bucketResults, key.String(), ResultRecord{Snapshot: snapshot, Created: now, LastUsed: now})
+}
+
+// TouchResult marks key as used now.
+func (r *Records) TouchResult(key digest.Digest) error {
+	return r.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketResults)
+		if b == nil {
+			return nil
+		}
+		v := b.Get([]byte(key.String()))
+		if v == nil {
+			return nil
+		}
+		var rec ResultRecord
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return err
+		}
+		rec.LastUsed = time.Now().UTC()
+		data, err := json.Marshal(rec)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(key.String()), data)
+	})
+}
+
+// DeleteResult forgets key.
+func (r *Records) DeleteResult(key digest.Digest) error {
+	return r.db.Update(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketResults); b != nil {
+			return b.Delete([]byte(key.String()))
+		}
+		return nil
+	})
+}
+
+// Layer returns the layer made from a committed snapshot, or nil.
+func (r *Records) Layer(snapshot string) (*Layer, error) {
+	return get[Layer](r.db, bucketLayers, snapshot)
+}
+
+// SaveLayer records the layer made from a committed snapshot.
+func (r *Records) SaveLayer(snapshot string, l Layer) error {
+	return put(r.db, bucketLayers, snapshot, l)
+}
+
+// Step returns the raw step record saved under id, or nil.
+func (r *Records) Step(id string) ([]byte, error) {
+	var out []byte
+	err := r.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketSteps); b != nil {
+			if v := b.Get([]byte(id)); v != nil {
+				out = append([]byte(nil), v...)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// SaveStep stores a raw step record under id.
+func (r *Records) SaveStep(id string, data []byte) error {
+	return r.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketSteps)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(id), data)
+	})
+}
+
+// WalkResults calls fn for every result record.
+func (r *Records) WalkResults(fn func(key digest.Digest, rec ResultRecord) error) error {
+	return r.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketResults)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			var rec ResultRecord
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return err
+			}
+			return fn(digest.Digest(k), rec)
+		})
+	})
+}

@@ -1,0 +1,207 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/strata-build/strata/builder"
+	"github.com/strata-build/strata/cache/images"
+	"github.com/strata-build/strata/exporter"
+)
+
+func exactArgs(n int) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usagef("%s needs exactly %d argument(s), got %d\nUsage: %s", c.Name(), n, len(args), c.UseLine())
+		}
+		return nil
+	}
+}
+
+func minArgs(n int) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		if len(args) < n {
+			return usagef("%s needs at least %d argument(s)\nUsage: %s", c.Name(), n, c.UseLine())
+		}
+		return nil
+	}
+}
+
+func readAllStdin(c *cobra.Command) ([]byte, error) {
+	return io.ReadAll(c.InOrStdin())
+}
+
+func newImages(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "images",
+		Short: "List the images in the store",
+		Args:  exactArgs(0),
+		RunE: func(c *cobra.Command, args []string) error {
+			st, err := g.open(c.Context())
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			list, err := st.Images.List(c.Context())
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 3, ' ', 0)
+			fmt.Fprintln(tw, "REPOSITORY:TAG\tDIGEST\tCREATED\tSIZE")
+			for _, img := range list {
+				size, _ := imageSize(c, st, img)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", images.Familiar(img.Name), img.Target.Digest.Encoded()[:12], img.Created.Format(time.RFC3339), humanSize(size))
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func imageSize(c *cobra.Command, st *builder.Store, img images.Image) (int64, error) {
+	res, err := images.Resolve(c.Context(), st.Content, img.Target, defaultPlatform())
+	if err != nil {
+		return 0, err
+	}
+	n := res.Manifest.Config.Size
+	for _, l := range res.Manifest.Layers {
+		n += l.Size
+	}
+	return n, nil
+}
+
+func humanSize(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1fGB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1fMB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1fkB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%dB", n)
+}
+
+func newLoad(g *globals) *cobra.Command {
+	var input string
+	c := &cobra.Command{
+		Use:   "load [-i] FILE|-",
+		Short: "Load images from a docker or OCI archive (plain or gzip)",
+		Args: func(c *cobra.Command, args []string) error {
+			if input != "" {
+				return exactArgs(0)(c, args)
+			}
+			return exactArgs(1)(c, args)
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			if input != "" {
+				args = []string{input}
+			}
+			var r io.Reader = c.InOrStdin()
+			if args[0] != "-" {
+				f, err := os.Open(args[0])
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				r = f
+			}
+			st, err := g.open(c.Context())
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			imgs, err := exporter.Load(c.Context(), r, st.Content, st.Images)
+			if err != nil {
+				return fmt.Errorf("load %s: %w", args[0], err)
+			}
+			for _, img := range imgs {
+				if img.Name == "" {
+					fmt.Fprintf(c.OutOrStdout(), "Loaded image ID: %s\n", img.Target.Digest)
+				} else {
+					fmt.Fprintf(c.OutOrStdout(), "Loaded image: %s\n", images.Familiar(img.Name))
+				}
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVarP(&input, "input", "i", "", "read from this archive file instead of the argument")
+	return c
+}
+
+func newImport(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "import ROOTFS.tar|- NAME",
+		Short: "Make a one-layer image from a filesystem tarball",
+		Args:  exactArgs(2),
+		RunE: func(c *cobra.Command, args []string) error {
+			var r io.Reader = c.InOrStdin()
+			if args[0] != "-" {
+				f, err := os.Open(args[0])
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				r = f
+			}
+			st, err := g.open(c.Context())
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			img, err := st.Import(c.Context(), r, builder.ImportOptions{Name: args[1]})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.OutOrStdout(), "%s %s\n", images.Familiar(img.Name), img.Target.Digest)
+			return nil
+		},
+	}
+}
+
+func newSave(g *globals) *cobra.Command {
+	var out string
+	c := &cobra.Command{
+		Use:   "save [-o FILE] IMAGE...",
+		Short: "Write images to a docker archive (stdout by default)",
+		Args:  minArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			st, err := g.open(c.Context())
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			var imgs []images.Image
+			for _, a := range args {
+				img, err := st.Images.Get(c.Context(), a)
+				if err != nil {
+					return fmt.Errorf("save %s: %w", a, err)
+				}
+				imgs = append(imgs, img)
+			}
+			if out == "" || out == "-" {
+				return exporter.Save(c.Context(), st.Content, imgs, c.OutOrStdout())
+			}
+			tmp := out + ".tmp"
+			f, err := os.Create(tmp)
+			if err != nil {
+				return err
+			}
+			if err := exporter.Save(c.Context(), st.Content, imgs, f); err != nil {
+				f.Close()
+				os.Remove(tmp)
+				return err
+			}
+			if err := f.Close(); err != nil {
+				return err
+			}
+			return os.Rename(tmp, out)
+		},
+	}
+	c.Flags().StringVarP(&out, "output", "o", "", "write to this file")
+	return c
+}

@@ -1,0 +1,62 @@
+// Command strata builds OCI images from Dockerfiles, with no daemon.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/strata-build/strata/builder"
+	"github.com/strata-build/strata/executor"
+)
+
+// usageError marks a bad command line (exit code 2).
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+type globals struct {
+	root string
+}
+
+func (g *globals) open(ctx context.Context) (*builder.Store, error) {
+	return builder.Open(ctx, g.root)
+}
+
+func newRoot() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:           "strata",
+		Short:         "Build OCI images from Dockerfiles, with no daemon",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&g.root, "root", builder.DefaultRoot(), "store root (env STRATA_ROOT)")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(newBuild(g), newImages(g), newLoad(g), newImport(g), newSave(g), newVersion(), newDu(g), newPrune(g))
+	return root
+}
+
+func main() {
+	executor.MaybeInit()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRoot().ExecuteContext(ctx)
+	stop()
+	if err == nil {
+		return
+	}
+	fmt.Fprintln(os.Stderr, "ERROR:", err)
+	var ue usageError
+	if errors.As(err, &ue) {
+		os.Exit(2)
+	}
+	os.Exit(1)
+}
