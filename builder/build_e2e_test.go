@@ -120,10 +120,10 @@ RUN echo two > /two
 	}
 	third, ev3 := e.mustBuild(dir, builder.Options{})
 	want := map[string]progress.Status{
-		"RUN echo one > /one":  progress.Cached,
-		"COPY a.txt /a.txt":    progress.Done,
+		"RUN echo one > /one":    progress.Cached,
+		"COPY a.txt /a.txt":      progress.Done,
 		"RUN cat /a.txt > /copy": progress.Done,
-		"RUN echo two > /two":  progress.Done,
+		"RUN echo two > /two":    progress.Done,
 	}
 	got := ev3.statuses()
 	for suffix, st := range want {

@@ -40,7 +40,7 @@ func NewRecords(db *metadata.DB) *Records { return &Records{db: db} }
 
 // ResultRecord is what a cache key points at.
 type ResultRecord struct {
-	Snapshot string    // committed snapshot name; "" is the empty tree
+	Snapshot string // committed snapshot name; "" is the empty tree
 	Created  time.Time
 	LastUsed time.Time
 }
