@@ -50,7 +50,7 @@ func (w *Worker) checksum(ctx context.Context, ref *Ref, acts []*llb.CopyAction)
 	sum := solver.ContentSum{Files: map[string]digest.Digest{}}
 	var parts []string
 	err := w.withView(ctx, ref, func(root string) error {
-		src := fileop.Source{Root: root, Excludes: ref.Excludes}
+		src := fileop.Source{Root: root, Excludes: ref.Excludes, Context: ref.Dir != ""}
 		for _, a := range acts {
 			s, err := w.Checksums.Checksum(ctx, src, a)
 			if err != nil {
@@ -101,7 +101,7 @@ func (o *fileOp) apply(ctx context.Context, dest string, a llb.FileAction, input
 	case a.Copy != nil:
 		ref := refOf(inputs[a.Copy.Source])
 		return o.w.withView(ctx, ref, func(root string) error {
-			return fileop.Copy(ctx, fileop.Source{Root: root, Excludes: ref.Excludes}, dest, a.Copy)
+			return fileop.Copy(ctx, fileop.Source{Root: root, Excludes: ref.Excludes, Context: ref.Dir != ""}, dest, a.Copy)
 		})
 	case a.Mkdir != nil:
 		return fileop.Mkdir(ctx, dest, a.Mkdir)
