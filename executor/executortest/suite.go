@@ -380,8 +380,10 @@ func (s *suite) testWritesLandInRoot(t *testing.T) {
 	}
 }
 
-// mountsUnder returns the mountinfo lines naming a path under dir.
-func mountsUnder(t *testing.T, dir string) []string {
+// MountsUnder returns the lines of the caller's /proc/self/mountinfo that
+// name dir or a path under it.
+func MountsUnder(t testing.TB, dir string) []string {
+	t.Helper()
 	data, err := os.ReadFile("/proc/self/mountinfo")
 	must(t, err)
 	var out []string
@@ -396,17 +398,26 @@ func mountsUnder(t *testing.T, dir string) []string {
 func (s *suite) testNoMountLeak(t *testing.T) {
 	root := s.newRoot(t)
 	src := t.TempDir()
-	before := len(mountsUnder(t, "/"))
-	_ = before
 	spec := executor.Spec{Root: root, Mounts: []executor.Mount{
 		{Dest: "/mnt/src", Mounts: []snapshot.Mount{{Type: "bind", Source: src}}},
 		{Dest: "/mnt/tmp", Mounts: []snapshot.Mount{{Type: "tmpfs", Source: "tmpfs"}}},
 	}}
 	s.sh(t, spec, "true")
 	_, _, _ = s.run(t, executor.Spec{Root: root, Args: []string{"/bin/sh", "-c", "exit 7"}}, "")
-	for _, dir := range []string{src, os.TempDir(), filepath.Dir(filepath.Dir(src))} {
-		if leaked := mountsUnder(t, dir); len(leaked) > 0 {
-			t.Errorf("mounts left on the host under %s: %q", dir, leaked)
+	// Every path the runs mounted from must be absent from the host's
+	// mount table.
+	paths := []string{src}
+	for _, m := range root {
+		paths = append(paths, m.Source)
+		for _, o := range m.Options {
+			if _, v, ok := strings.Cut(o, "="); ok && strings.HasPrefix(v, "/") {
+				paths = append(paths, strings.Split(v, ":")...)
+			}
+		}
+	}
+	for _, p := range paths {
+		if leaked := MountsUnder(t, p); len(leaked) > 0 {
+			t.Errorf("mounts left on the host under %s: %q", p, leaked)
 		}
 	}
 }
@@ -478,9 +489,15 @@ func (s *suite) testEscapes(t *testing.T) {
 			t.Errorf("%q succeeded", script)
 		}
 	}
-	// PID 1 is the sandbox's init, whose root is the sandbox's root.
-	out := s.sh(t, executor.Spec{}, "cat /proc/1/root/etc/passwd")
+	// PID 1 is the sandbox's init, whose root is the sandbox's root. With
+	// all capabilities its root is readable; with the default set the
+	// kernel may refuse it, but it must never show the host's.
+	out := s.sh(t, executor.Spec{Insecure: true}, "cat /proc/1/root/etc/passwd")
 	if out != Passwd {
+		t.Errorf("/proc/1/root/etc/passwd is not the sandbox's: %q", out)
+	}
+	out, _, err := s.run(t, executor.Spec{Args: []string{"cat", "/proc/1/root/etc/passwd"}}, "")
+	if err == nil && out != Passwd {
 		t.Errorf("/proc/1/root/etc/passwd is not the sandbox's: %q", out)
 	}
 }
