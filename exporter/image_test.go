@@ -30,7 +30,7 @@ type testFile struct {
 }
 
 // layerTar is a deterministic tar of files (directories for names ending in /).
-func layerTar(t *testing.T, files []testFile) []byte {
+func layerTar(t testing.TB, files []testFile) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -50,7 +50,7 @@ func layerTar(t *testing.T, files []testFile) []byte {
 	return buf.Bytes()
 }
 
-func gzipBytes(t *testing.T, b []byte) []byte {
+func gzipBytes(t testing.TB, b []byte) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
@@ -61,7 +61,7 @@ func gzipBytes(t *testing.T, b []byte) []byte {
 	return buf.Bytes()
 }
 
-func putJSON(t *testing.T, cs *content.Store, mediaType string, v any) ocispec.Descriptor {
+func putJSON(t testing.TB, cs *content.Store, mediaType string, v any) ocispec.Descriptor {
 	t.Helper()
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -76,7 +76,7 @@ func putJSON(t *testing.T, cs *content.Store, mediaType string, v any) ocispec.D
 
 // testImage stores an image with one gzip layer per element of layers, a
 // config naming cmd, and an OCI manifest; it returns the manifest descriptor.
-func testImage(t *testing.T, cs *content.Store, cmd string, layers ...[]testFile) ocispec.Descriptor {
+func testImage(t testing.TB, cs *content.Store, cmd string, layers ...[]testFile) ocispec.Descriptor {
 	t.Helper()
 	ctx := context.Background()
 	cfg := ocispec.Image{

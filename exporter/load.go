@@ -128,6 +128,11 @@ func readArchive(ctx context.Context, r io.Reader, cs *content.Store) (*archive,
 		if err != nil {
 			return nil, err
 		}
+		if isSparse(hdr) {
+			// A sparse entry's holes cost no archive bytes: a tiny archive
+			// could claim terabytes. Image archives never need them.
+			return nil, fmt.Errorf("archive entry %q is a sparse file", hdr.Name)
+		}
 		switch hdr.Typeflag {
 		case tar.TypeReg:
 			if err := a.addFile(ctx, cs, name, hdr.Size, tr); err != nil {
@@ -157,6 +162,18 @@ func readArchive(ctx context.Context, r io.Reader, cs *content.Store) (*archive,
 		}
 	}
 	return a, nil
+}
+
+func isSparse(hdr *tar.Header) bool {
+	if hdr.Typeflag == tar.TypeGNUSparse {
+		return true
+	}
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
 }
 
 // cleanPath checks that an archive path stays inside the archive and returns

@@ -5,6 +5,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -139,5 +142,42 @@ func TestLoadTruncatedArchive(t *testing.T) {
 		if count > 4 {
 			t.Errorf("more blobs than the image has after a truncated load: %d", count)
 		}
+	}
+}
+
+func TestLoadRejectsSparseEntries(t *testing.T) {
+	// A PAX 1.0 sparse entry claiming a terabyte of holes in a few bytes.
+	// archive/tar does not write these, so the headers are patched by hand.
+	records := ""
+	for _, kv := range [][2]string{{"GNU.sparse.major", "1"}, {"GNU.sparse.minor", "0"}, {"GNU.sparse.name", "big"}, {"GNU.sparse.realsize", "1099511627776"}} {
+		rec := " " + kv[0] + "=" + kv[1] + "\n"
+		n := len(rec) + 2
+		if len(rec)+len(strconv.Itoa(n)) != n {
+			n++
+		}
+		records += strconv.Itoa(n) + rec
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "pax", Typeflag: tar.TypeReg, Size: int64(len(records))})
+	io.WriteString(tw, records)
+	tw.WriteHeader(&tar.Header{Name: "big", Typeflag: tar.TypeReg, Size: 512})
+	tw.Write(append([]byte("0\n"), make([]byte, 510)...)) // a sparse map with no data
+	tw.Close()
+	b := buf.Bytes()
+	b[156] = tar.TypeXHeader
+	copy(b[148:156], "        ")
+	sum := 0
+	for _, c := range b[:512] {
+		sum += int(c)
+	}
+	copy(b[148:156], fmt.Sprintf("%06o\x00 ", sum))
+	hdr, err := tar.NewReader(bytes.NewReader(b)).Next()
+	if err != nil || hdr.Size != 1<<40 {
+		t.Fatalf("crafted archive does not read as sparse: %+v, %v", hdr, err)
+	}
+	_, err = Load(context.Background(), bytes.NewReader(b), newContent(t), nil)
+	if err == nil || !strings.Contains(err.Error(), `"big" is a sparse file`) {
+		t.Fatalf("Load of sparse entry = %v", err)
 	}
 }
