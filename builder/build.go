@@ -54,6 +54,8 @@ type Result struct {
 	Manifest ocispec.Descriptor
 	Config   digest.Digest
 	Reports  []exporter.Report
+	// Steps says, per step, whether it ran or hit the cache, and why it missed.
+	Steps []Step
 }
 
 // Build runs one build on the store.
@@ -61,6 +63,8 @@ func (s *Store) Build(ctx context.Context, opts Options) (*Result, error) {
 	if opts.Progress == nil {
 		opts.Progress = progress.Discard
 	}
+	steps := newStepRecorder(opts.Progress)
+	opts.Progress = steps
 	if opts.Platform.OS == "" {
 		opts.Platform = ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH}
 	}
@@ -121,7 +125,7 @@ func (s *Store) Build(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("export image: %w", err)
 	}
-	res := &Result{Manifest: desc, Config: cfg}
+	res := &Result{Manifest: desc, Config: cfg, Steps: steps.list()}
 	names := make([]string, 0, len(opts.Tags))
 	for _, t := range opts.Tags {
 		n, err := images.Normalize(t)

@@ -111,6 +111,7 @@ func runBuild(c *cobra.Command, g *globals, f *buildFlags, contextDir string) er
 			"containerimage.digest":        res.Manifest.Digest,
 			"containerimage.config.digest": res.Config,
 			"containerimage.descriptor":    res.Manifest,
+			"strata.steps":                 res.Steps,
 		}, "", "  ")
 		if err := os.WriteFile(f.metadataFile, b, 0o644); err != nil {
 			return err
