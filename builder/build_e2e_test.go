@@ -234,6 +234,20 @@ func TestExportedArchivesAreValidForRealTools(t *testing.T) {
 	} else {
 		t.Log("skopeo not installed: skipping its check")
 	}
+	if err := exec.Command("docker", "info").Run(); err == nil {
+		// A running docker daemon: the docker archive must load and run.
+		if out, err := exec.Command("docker", "load", "-i", dockerPath).CombinedOutput(); err != nil {
+			t.Errorf("docker load: %v\n%s", err, out)
+		} else {
+			defer exec.Command("docker", "rmi", "-f", "tools:1").Run()
+			out, err := exec.Command("docker", "run", "--rm", "--network", "none", "tools:1").CombinedOutput()
+			if err != nil || string(out) != "hi\n" {
+				t.Errorf("docker run tools:1 = %q, %v", out, err)
+			}
+		}
+	} else {
+		t.Log("no docker daemon: skipping the docker load check")
+	}
 	if _, err := exec.LookPath("umoci"); err == nil {
 		lay := filepath.Join(out, "layout")
 		if err := os.MkdirAll(lay, 0o755); err != nil {
