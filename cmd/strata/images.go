@@ -101,36 +101,28 @@ func newLoad(g *globals) *cobra.Command {
 			if input != "" {
 				args = []string{input}
 			}
-			var r io.Reader = c.InOrStdin()
-			if args[0] != "-" {
-				f, err := os.Open(args[0])
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				r = f
-			}
-			st, err := g.open(c.Context())
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			imgs, err := exporter.Load(c.Context(), r, st.Content, st.Images)
-			if err != nil {
-				return fmt.Errorf("load %s: %w", args[0], err)
-			}
-			for _, img := range imgs {
-				if img.Name == "" {
-					fmt.Fprintf(c.OutOrStdout(), "Loaded image ID: %s\n", img.Target.Digest)
-				} else {
-					fmt.Fprintf(c.OutOrStdout(), "Loaded image: %s\n", images.Familiar(img.Name))
-				}
-			}
-			return nil
+			return withInput(c, g, args[0], func(st *builder.Store, r io.Reader) error {
+				return loadArchive(c, st, r, args[0])
+			})
 		},
 	}
 	c.Flags().StringVarP(&input, "input", "i", "", "read from this archive file instead of the argument")
 	return c
+}
+
+func loadArchive(c *cobra.Command, st *builder.Store, r io.Reader, name string) error {
+	imgs, err := exporter.Load(c.Context(), r, st.Content, st.Images)
+	if err != nil {
+		return fmt.Errorf("load %s: %w", name, err)
+	}
+	for _, img := range imgs {
+		if img.Name == "" {
+			fmt.Fprintf(c.OutOrStdout(), "Loaded image ID: %s\n", img.Target.Digest)
+		} else {
+			fmt.Fprintf(c.OutOrStdout(), "Loaded image: %s\n", images.Familiar(img.Name))
+		}
+	}
+	return nil
 }
 
 func newImport(g *globals) *cobra.Command {
@@ -139,25 +131,14 @@ func newImport(g *globals) *cobra.Command {
 		Short: "Make a one-layer image from a filesystem tarball",
 		Args:  exactArgs(2),
 		RunE: func(c *cobra.Command, args []string) error {
-			var r io.Reader = c.InOrStdin()
-			if args[0] != "-" {
-				f, err := os.Open(args[0])
+			return withInput(c, g, args[0], func(st *builder.Store, r io.Reader) error {
+				img, err := st.Import(c.Context(), r, builder.ImportOptions{Name: args[1]})
 				if err != nil {
 					return err
 				}
-				defer f.Close()
-				r = f
-			}
-			st, err := g.open(c.Context())
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			img, err := st.Import(c.Context(), r, builder.ImportOptions{Name: args[1]})
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(c.OutOrStdout(), "%s %s\n", images.Familiar(img.Name), img.Target.Digest)
+				fmt.Fprintf(c.OutOrStdout(), "%s %s\n", images.Familiar(img.Name), img.Target.Digest)
+				return nil
+			})
 			return nil
 		},
 	}
@@ -204,4 +185,23 @@ func newSave(g *globals) *cobra.Command {
 	}
 	c.Flags().StringVarP(&out, "output", "o", "", "write to this file")
 	return c
+}
+
+// withInput opens path ("-" is stdin) and the store, and calls fn with both.
+func withInput(c *cobra.Command, g *globals, path string, fn func(*builder.Store, io.Reader) error) error {
+	var r io.Reader = c.InOrStdin()
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		r = f
+	}
+	st, err := g.open(c.Context())
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return fn(st, r)
 }
