@@ -98,8 +98,12 @@ func runBuild(c *cobra.Command, g *globals, f *buildFlags, contextDir string) er
 			fmt.Fprintf(out, "wrote %s digest %s size %d\n", r.Path, r.Digest, r.Size)
 		}
 	}
-	for _, t := range f.tags {
-		fmt.Fprintf(out, "tagged %s\n", t)
+	for _, e := range opts.Exports {
+		if _, ok := e.(exporter.ImageStore); ok {
+			for _, t := range f.tags {
+				fmt.Fprintf(out, "tagged %s\n", t)
+			}
+		}
 	}
 	if f.iidfile != "" {
 		if err := os.WriteFile(f.iidfile, []byte(res.Config.String()), 0o644); err != nil {

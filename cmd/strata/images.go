@@ -139,7 +139,6 @@ func newImport(g *globals) *cobra.Command {
 				fmt.Fprintf(c.OutOrStdout(), "%s %s\n", images.Familiar(img.Name), img.Target.Digest)
 				return nil
 			})
-			return nil
 		},
 	}
 }

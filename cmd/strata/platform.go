@@ -9,3 +9,5 @@ import (
 func defaultPlatform() ocispec.Platform {
 	return ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH}
 }
+
+type ocispecHistory = ocispec.History
