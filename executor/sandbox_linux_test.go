@@ -124,10 +124,10 @@ func TestSandboxErrors(t *testing.T) {
 func TestSandboxConcurrentRuns(t *testing.T) {
 	executortest.RequireRoot(t)
 	sb := newSandbox(t)
-	root, _ := executortest.OverlayRoot(t)
 	var g errgroup.Group
 	outs := make([]strings.Builder, 4)
 	for i := range outs {
+		root, _ := executortest.OverlayRoot(t) // an upper dir serves one mount at a time
 		g.Go(func() error {
 			spec := executor.Spec{Root: root, Hostname: fmt.Sprintf("h%d", i), Args: []string{"/bin/sh", "-c", "hostname; echo $$"}}
 			return sb.Run(context.Background(), spec, executor.IO{Stdout: &outs[i]})
