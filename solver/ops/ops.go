@@ -69,6 +69,10 @@ func (w *Worker) Resolve(v *llb.Vertex) (solver.Op, error) {
 			return &imageOp{w: w, v: v, op: op}, nil
 		case llb.SourceLocal:
 			return &localOp{w: w, op: op}, nil
+		case llb.SourceHTTP:
+			return &httpOp{w: w, v: v, op: op}, nil
+		case llb.SourceGit:
+			return &gitOp{w: w, v: v, op: op}, nil
 		default:
 			return nil, fmt.Errorf("%s: %s sources are not supported yet", v.Meta.Name, op.Source)
 		}
