@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
@@ -66,44 +67,60 @@ type DiskUsage struct {
 	Size     int64 // the snapshot's own directory
 	Shared   bool  // another record's snapshot builds on it
 	LastUsed time.Time
+
+	chain []string // Snapshot and its parents, base first; nil if it is gone
 }
 
-// DiskUsage lists every cache record with its size.
+// DiskUsage lists every cache record with its size, most recently used first.
 func (s *Store) DiskUsage(ctx context.Context) ([]DiskUsage, error) {
+	out, _, err := s.usage(ctx)
+	return out, err
+}
+
+// usage lists the records with their chains, and the size of every
+// snapshot in those chains.
+func (s *Store) usage(ctx context.Context) ([]DiskUsage, map[string]int64, error) {
 	var out []DiskUsage
-	parents := map[string]int{}
 	err := s.Records.WalkResults(func(key digest.Digest, rec cache.ResultRecord) error {
 		out = append(out, DiskUsage{Key: key, Snapshot: rec.Snapshot, LastUsed: rec.LastUsed})
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	sizes := map[string]int64{}
+	parents := map[string]int{}
 	for i := range out {
-		name := out[i].Snapshot
-		if name == "" {
-			continue
-		}
-		if u, err := s.Snapshotter.Usage(ctx, name); err == nil {
-			out[i].Size = u.Size
-		}
-		chain, err := s.chain(ctx, name)
+		chain, err := s.chain(ctx, out[i].Snapshot)
 		if err != nil {
-			continue
+			continue // the snapshot is gone: the record holds nothing
 		}
-		for _, p := range chain[:len(chain)-1] {
-			parents[p]++
+		out[i].chain = chain
+		for _, n := range chain {
+			if _, ok := sizes[n]; ok {
+				continue
+			}
+			if u, err := s.Snapshotter.Usage(ctx, n); err == nil {
+				sizes[n] = u.Size
+			}
+		}
+		if len(chain) > 0 {
+			out[i].Size = sizes[out[i].Snapshot]
+			for _, p := range chain[:len(chain)-1] {
+				parents[p]++
+			}
 		}
 	}
 	for i := range out {
 		out[i].Shared = parents[out[i].Snapshot] > 0
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].LastUsed.After(out[j].LastUsed) })
-	return out, nil
+	return out, sizes, nil
 }
 
 // Prune removes cache records as opts says, then every snapshot and blob
-// that neither a remaining record nor a tagged image references.
+// that neither a remaining record nor a tagged image references. It waits
+// for the other processes that have the store open to close it.
 func (s *Store) Prune(ctx context.Context, opts PruneOptions) (PruneReport, error) {
 	var rep PruneReport
 	fd := int(s.storeLock.Fd())
@@ -112,30 +129,26 @@ func (s *Store) Prune(ctx context.Context, opts PruneOptions) (PruneReport, erro
 	}
 	defer unix.Flock(fd, unix.LOCK_SH)
 
-	usage, err := s.DiskUsage(ctx)
+	usage, sizes, err := s.usage(ctx)
 	if err != nil {
 		return rep, err
 	}
-	drop := pruneSelect(usage, opts, time.Now())
+	drop := pruneSelect(usage, sizes, opts, time.Now())
+	dropped := map[digest.Digest]bool{}
 	for _, u := range drop {
 		if err := s.Records.DeleteResult(u.Key); err != nil {
 			return rep, err
 		}
+		dropped[u.Key] = true
 		rep.Records++
 	}
 	keepSnaps := map[string]bool{}
-	err = s.Records.WalkResults(func(_ digest.Digest, rec cache.ResultRecord) error {
-		chain, err := s.chain(ctx, rec.Snapshot)
-		if err != nil {
-			return nil // a record whose snapshot is gone holds nothing
+	for _, u := range usage {
+		if !dropped[u.Key] {
+			for _, n := range u.chain {
+				keepSnaps[n] = true
+			}
 		}
-		for _, n := range chain {
-			keepSnaps[n] = true
-		}
-		return nil
-	})
-	if err != nil {
-		return rep, err
 	}
 	if err := s.removeSnapshots(ctx, keepSnaps, &rep); err != nil {
 		return rep, err
@@ -143,10 +156,13 @@ func (s *Store) Prune(ctx context.Context, opts PruneOptions) (PruneReport, erro
 	return rep, s.removeBlobs(ctx, keepSnaps, &rep)
 }
 
-// pruneSelect picks the records opts removes, least recently used first.
-func pruneSelect(usage []DiskUsage, opts PruneOptions, now time.Time) []DiskUsage {
+// pruneSelect picks the records opts removes, least recently used first:
+// records whose snapshot is gone, then those older than the age limit, then
+// the least recently used until what the rest hold (their snapshot chains,
+// each snapshot counted once) fits in KeepStorage.
+func pruneSelect(usage []DiskUsage, sizes map[string]int64, opts PruneOptions, now time.Time) []DiskUsage {
 	sorted := append([]DiskUsage(nil), usage...)
-	sort.Slice(sorted, func(i, j int) bool { return sorted[i].LastUsed.Before(sorted[j].LastUsed) })
+	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].LastUsed.Before(sorted[j].LastUsed) })
 	if opts.All {
 		return sorted
 	}
@@ -154,20 +170,37 @@ func pruneSelect(usage []DiskUsage, opts PruneOptions, now time.Time) []DiskUsag
 	if age <= 0 && opts.KeepStorage <= 0 {
 		age = PruneDefaultAge
 	}
-	var total int64
+	var drop, kept []DiskUsage
 	for _, u := range sorted {
-		total += u.Size
-	}
-	var drop []DiskUsage
-	for _, u := range sorted {
-		old := age > 0 && now.Sub(u.LastUsed) > age
-		over := opts.KeepStorage > 0 && total > opts.KeepStorage
-		if old || over {
+		gone := u.chain == nil && u.Snapshot != ""
+		if gone || (age > 0 && now.Sub(u.LastUsed) > age) {
 			drop = append(drop, u)
-			total -= u.Size
+		} else {
+			kept = append(kept, u)
 		}
 	}
+	if opts.KeepStorage <= 0 {
+		return drop
+	}
+	for len(kept) > 0 && heldBy(kept, sizes) > opts.KeepStorage {
+		drop, kept = append(drop, kept[0]), kept[1:]
+	}
 	return drop
+}
+
+// heldBy is the disk space the snapshot chains of records take.
+func heldBy(records []DiskUsage, sizes map[string]int64) int64 {
+	seen := map[string]bool{}
+	var total int64
+	for _, u := range records {
+		for _, n := range u.chain {
+			if !seen[n] {
+				seen[n] = true
+				total += sizes[n]
+			}
+		}
+	}
+	return total
 }
 
 // removeSnapshots removes committed snapshots outside keep, children first.
@@ -210,8 +243,8 @@ func (s *Store) removeSnapshots(ctx context.Context, keep map[string]bool, rep *
 	}
 }
 
-// removeBlobs deletes blobs no tagged image and no kept snapshot's layer
-// record references.
+// removeBlobs deletes the layer records of removed snapshots, then the
+// blobs that no tagged image and no kept snapshot's layer record references.
 func (s *Store) removeBlobs(ctx context.Context, keepSnaps map[string]bool, rep *PruneReport) error {
 	keep := map[digest.Digest]bool{}
 	imgs, err := s.Images.List(ctx)
@@ -223,13 +256,23 @@ func (s *Store) removeBlobs(ctx context.Context, keepSnaps map[string]bool, rep 
 			return fmt.Errorf("image %s: %w", images.Familiar(img.Name), err)
 		}
 	}
-	for name := range keepSnaps {
-		l, err := s.Records.Layer(name)
-		if err != nil {
-			return err
-		}
-		if l != nil && !l.Empty {
+	var stale []string
+	err = s.Records.WalkLayers(func(name string, l cache.Layer) error {
+		snap, _, _ := strings.Cut(name, "@") // "<snapshot>@<epoch>" too
+		switch {
+		case !keepSnaps[snap]:
+			stale = append(stale, name)
+		case !l.Empty:
 			keep[l.Blob.Digest] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, name := range stale {
+		if err := s.Records.DeleteLayer(name); err != nil {
+			return err
 		}
 	}
 	var victims []content.Info

@@ -168,7 +168,8 @@ func (r *Records) SaveStep(id string, data []byte) error {
 	})
 }
 
-// WalkResults calls fn for every result record.
+// WalkResults calls fn for every result record. fn runs inside a read
+// transaction and must not use the records itself.
 func (r *Records) WalkResults(fn func(key digest.Digest, rec ResultRecord) error) error {
 	return r.db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketResults)
@@ -181,6 +182,36 @@ func (r *Records) WalkResults(fn func(key digest.Digest, rec ResultRecord) error
 				return err
 			}
 			return fn(digest.Digest(k), rec)
+		})
+	})
+}
+
+// DeleteLayer forgets the layer record saved under name.
+func (r *Records) DeleteLayer(name string) error {
+	return r.db.Update(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketLayers); b != nil {
+			return b.Delete([]byte(name))
+		}
+		return nil
+	})
+}
+
+// WalkLayers calls fn for every layer record with the name it is saved
+// under: a committed snapshot's name, with an "@<unix seconds>" suffix for a
+// layer made with SOURCE_DATE_EPOCH. fn runs inside a read transaction and
+// must not use the records itself.
+func (r *Records) WalkLayers(fn func(name string, l Layer) error) error {
+	return r.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketLayers)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			var l Layer
+			if err := json.Unmarshal(v, &l); err != nil {
+				return fmt.Errorf("decode layers record %s: %w", k, err)
+			}
+			return fn(string(k), l)
 		})
 	})
 }
