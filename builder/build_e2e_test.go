@@ -3,6 +3,7 @@ package builder_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -299,4 +300,26 @@ func containsPrefix(list []string, p string) bool {
 		}
 	}
 	return false
+}
+
+// A chain of layers too long for one page of absolute overlay paths still
+// mounts (the snapshotter switches to relative paths).
+func TestDeepLayerChain(t *testing.T) {
+	e := newEnv(t)
+	var df strings.Builder
+	df.WriteString("FROM busybox\n")
+	const steps = 130
+	for i := 0; i < steps; i++ {
+		fmt.Fprintf(&df, "RUN echo %d > /f%03d\n", i, i)
+	}
+	df.WriteString("RUN cat /f000 /f129 > /ends\n")
+	dir := writeContext(t, map[string]string{"Dockerfile": df.String()})
+	res, _ := e.mustBuild(dir, builder.Options{})
+	img := e.readImage(res)
+	if len(img.manifest.Layers) != steps+2 {
+		t.Errorf("%d layers, want %d", len(img.manifest.Layers), steps+2)
+	}
+	if got := string(img.file(t, "/ends").data); got != "0\n129\n" {
+		t.Errorf("/ends = %q", got)
+	}
 }

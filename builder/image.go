@@ -240,7 +240,7 @@ func overlayUpper(ms []snapshot.Mount) []snapshot.Mount {
 			if rest != "" {
 				opts = append(opts, "lowerdir="+rest)
 			}
-			return []snapshot.Mount{{Type: "overlay", Source: "overlay", Options: opts}}
+			return []snapshot.Mount{{Type: "overlay", Source: "overlay", Options: opts, Dir: ms[0].Dir}}
 		}
 	}
 	return ms

@@ -56,7 +56,7 @@ func upperDir(ms []snapshot.Mount) (string, bool) {
 	}
 	for _, o := range ms[0].Options {
 		if d, ok := strings.CutPrefix(o, "upperdir="); ok {
-			return d, true
+			return ms[0].Path(d), true
 		}
 	}
 	return "", false

@@ -3,7 +3,9 @@ package snapshot
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -17,6 +19,37 @@ type Mount struct {
 	// Options are mount(8) options, e.g. "lowerdir=a:b", "upperdir=u",
 	// "workdir=w", "ro", "rbind".
 	Options []string
+	// Dir, when set, is the directory that relative paths in Options are
+	// relative to. Overlay chains too long for one page of absolute paths
+	// use it, as the kernel limits mount data to a page.
+	Dir string `json:",omitempty"`
+}
+
+// Path resolves a path taken from Options against Dir.
+func (m Mount) Path(p string) string {
+	if m.Dir == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(m.Dir, p)
+}
+
+// chdirMu serializes mounts that change the process's working directory.
+var chdirMu sync.Mutex
+
+// mountIn performs mount(2) with the working directory at dir.
+func mountIn(dir, source, target, fstype string, flags uintptr, data string) error {
+	chdirMu.Lock()
+	defer chdirMu.Unlock()
+	wd, err := os.Open(".")
+	if err != nil {
+		return err
+	}
+	defer wd.Close()
+	if err := unix.Chdir(dir); err != nil {
+		return fmt.Errorf("chdir %s: %w", dir, err)
+	}
+	defer unix.Fchdir(int(wd.Fd()))
+	return unix.Mount(source, target, fstype, flags, data)
 }
 
 // MountAll mounts ms on target, in order, in the calling process's mount
@@ -56,7 +89,18 @@ func (m Mount) Mount(target string) error {
 	if flags&unix.MS_BIND != 0 {
 		first &^= unix.MS_RDONLY // bind mounts ignore it until remounted
 	}
-	if err := unix.Mount(m.Source, target, typ, first, strings.Join(data, ",")); err != nil {
+	mount := unix.Mount
+	if m.Dir != "" {
+		abs, err := filepath.Abs(target)
+		if err != nil {
+			return err
+		}
+		target = abs
+		mount = func(source, target, fstype string, flags uintptr, data string) error {
+			return mountIn(m.Dir, source, target, fstype, flags, data)
+		}
+	}
+	if err := mount(m.Source, target, typ, first, strings.Join(data, ",")); err != nil {
 		return fmt.Errorf("mount %s %s on %s: %w", m.Type, m.Source, target, err)
 	}
 	// A read-only bind needs a remount to take effect.

@@ -76,7 +76,7 @@ func (overlayDriver) mounts(dir string, k Kind, chain []string) []Mount {
 		return []Mount{{Type: "bind", Source: chain[0], Options: []string{"rbind", "ro"}}}
 	case k == KindView:
 		opts := append(append([]string{}, overlayOptions...), "lowerdir="+strings.Join(chain, ":"))
-		return []Mount{{Type: "overlay", Source: "overlay", Options: opts}}
+		return shorten([]Mount{{Type: "overlay", Source: "overlay", Options: opts}}, filepath.Dir(dir))
 	case len(chain) == 0:
 		return []Mount{{Type: "bind", Source: fsDir(dir), Options: []string{"rbind", "rw"}}}
 	}
@@ -84,5 +84,36 @@ func (overlayDriver) mounts(dir string, k Kind, chain []string) []Mount {
 		"lowerdir="+strings.Join(chain, ":"),
 		"upperdir="+fsDir(dir),
 		"workdir="+filepath.Join(dir, "work"))
-	return []Mount{{Type: "overlay", Source: "overlay", Options: opts}}
+	return shorten([]Mount{{Type: "overlay", Source: "overlay", Options: opts}}, filepath.Dir(dir))
+}
+
+// maxMountData is how much of the kernel's one-page mount data the options
+// may take before paths are made relative.
+const maxMountData = 3500
+
+// shorten rewrites an overlay mount whose options are too long for the
+// kernel into paths relative to base (the snapshots directory), so a chain
+// of well over a hundred layers still mounts.
+func shorten(ms []Mount, base string) []Mount {
+	if len(ms) != 1 || ms[0].Type != "overlay" || len(strings.Join(ms[0].Options, ",")) <= maxMountData {
+		return ms
+	}
+	m := ms[0]
+	m.Dir = base
+	opts := make([]string, len(m.Options))
+	for i, o := range m.Options {
+		k, v, ok := strings.Cut(o, "=")
+		if ok && (k == "lowerdir" || k == "upperdir" || k == "workdir") {
+			parts := strings.Split(v, ":")
+			for j, p := range parts {
+				if rel, err := filepath.Rel(base, p); err == nil && !strings.HasPrefix(rel, "..") {
+					parts[j] = rel
+				}
+			}
+			o = k + "=" + strings.Join(parts, ":")
+		}
+		opts[i] = o
+	}
+	m.Options = opts
+	return []Mount{m}
 }
