@@ -48,7 +48,9 @@ func newRoot() *cobra.Command {
 func main() {
 	executor.MaybeInit()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	stopProfile := startProfile()
 	err := newRoot().ExecuteContext(ctx)
+	stopProfile()
 	stop()
 	if err == nil {
 		return
