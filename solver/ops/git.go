@@ -231,6 +231,10 @@ func runGit(ctx context.Context, dir string, args ...string) ([]byte, error) {
 		"GIT_ASKPASS=/bin/false",
 		"SSH_ASKPASS=/bin/false",
 	)
+	if os.Getenv("GIT_SSH_COMMAND") == "" {
+		// Fail on an unknown host or a passphrase instead of asking.
+		cmd.Env = append(cmd.Env, "GIT_SSH_COMMAND=ssh -o BatchMode=yes")
+	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

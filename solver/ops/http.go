@@ -135,6 +135,11 @@ func (o *httpOp) Exec(ctx context.Context, _ []solver.Result) (solver.Result, er
 	if err != nil {
 		return nil, err
 	}
+	if o.got == nil {
+		// Keyed by checksum before any download: the name was decided
+		// without the server's word, keep it so.
+		f.Filename = ""
+	}
 	name, err := o.filename(f)
 	if err != nil {
 		return nil, err

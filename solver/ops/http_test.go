@@ -285,6 +285,18 @@ func TestHTTPChecksum(t *testing.T) {
 		t.Errorf("sha512 checksum: %v", err)
 	}
 
+	// Keyed before any download, the file keeps the URL's name even when
+	// the server sends another.
+	fs.set("/dl/by-url", "named")
+	fs.header("/dl/by-url", http.Header{"Content-Disposition": {`attachment; filename="other"`}})
+	ref, err = solve(t, w, httpVertex(srv.URL+"/dl/by-url", digest.FromString("named"), nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files, all := readTree(t, w, ref); files["by-url"].data != "named" || len(all) != 1 {
+		t.Errorf("tree %v, want by-url holding the body", all)
+	}
+
 	bad := digest.FromString("something else")
 	_, err = solve(t, w, httpVertex(srv.URL+"/f", bad, &llb.HTTPSource{Filename: "f"}))
 	want := fmt.Sprintf("digest mismatch for %s/f: got %s, want %s", srv.URL, good, bad)
