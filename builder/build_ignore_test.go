@@ -16,7 +16,7 @@ var ignoreContext = map[string]string{
 func TestDockerignoreExcludesAndExceptions(t *testing.T) {
 	e := newEnv(t)
 	files := map[string]string{
-		"Dockerfile": "FROM scratch\nCOPY . /ctx/\nCOPY *.md /md/\n",
+		"Dockerfile":    "FROM scratch\nCOPY . /ctx/\nCOPY *.md /md/\n",
 		".dockerignore": "# comment\n**/*.log\n!app/keep.log\n**/*.tmp\nsecret/\ndocs\n!docs/b.md\nDockerfile\n.dockerignore\n",
 	}
 	for k, v := range ignoreContext {
