@@ -52,6 +52,9 @@ type Meta struct {
 	// StepID identifies the step across builds (e.g. "build/3"), so a cache
 	// miss can be explained against the previous build of the same step.
 	StepID string
+	// BuildArgs names the ExecOp environment variables that come from build
+	// arguments, so a miss can say "build arg X changed" rather than "env".
+	BuildArgs []string
 }
 
 // Location is a range of lines in a source file, 1-based and inclusive.

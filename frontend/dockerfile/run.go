@@ -46,9 +46,25 @@ func (c *converter) dispatchRun(s *stage, x *instructions.RunCommand, cmd comman
 	}
 	v.Op = exec
 	v.Meta = c.meta(s, s.prefix(c.displayName(s, cmd)+suffix, cmd.onBuild), x.Location(), cmd.step)
+	v.Meta.BuildArgs = c.argNames(s)
 	s.root = v
 	c.commitHistory(&s.img, "RUN "+runCommandString(args, s.buildArgs, s.env), true, true)
 	return nil
+}
+
+// argNames lists the env names of a RUN that come from build arguments: the
+// stage's ARGs and the proxy args given to the build.
+func (c *converter) argNames(s *stage) []string {
+	var out []string
+	for _, a := range s.buildArgs {
+		out = append(out, a.Key)
+	}
+	for _, k := range proxyArgs {
+		if _, ok := c.opts.BuildArgs[k]; ok {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // execEnv is the build env of a stage, plus the proxy build args, sorted.
