@@ -159,7 +159,7 @@ func (s *Store) solve(ctx context.Context, def *llb.Definition, ctxDir string, o
 	sv := solver.New(solver.Options{
 		Resolve:  w.Resolve,
 		Cache:    &ops.CacheStore{Records: s.Records, Snapshotter: s.Snapshotter},
-		Jobs:     opts.Jobs,
+		Jobs:     jobs(opts.Jobs),
 		Progress: opts.Progress,
 		NoCache:  opts.NoCache,
 	})
@@ -171,6 +171,16 @@ func (s *Store) solve(ctx context.Context, def *llb.Definition, ctxDir string, o
 		return nil, err
 	}
 	return r.(*ops.Ref), nil
+}
+
+// jobs is the number of steps run at once: n, or by default twice the CPUs
+// and at least 4. RUN steps mostly wait (on processes, disks, networks), so
+// a CPU count alone would serialize independent stages on small machines.
+func jobs(n int) int {
+	if n > 0 {
+		return n
+	}
+	return max(4, 2*runtime.NumCPU())
 }
 
 // scopeSteps prefixes step IDs with the build's identity (context and

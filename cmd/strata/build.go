@@ -42,7 +42,7 @@ func newBuild(g *globals) *cobra.Command {
 	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto, plain, quiet")
 	fl.StringVar(&f.iidfile, "iidfile", "", "write the image ID to this file")
 	fl.StringVar(&f.metadataFile, "metadata-file", "", "write build result metadata to this file")
-	fl.IntVar(&f.jobs, "jobs", 0, "steps run at once (default: number of CPUs)")
+	fl.IntVar(&f.jobs, "jobs", 0, "steps run at once (default: twice the CPUs, at least 4)")
 	return c
 }
 
