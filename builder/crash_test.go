@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-build/strata/builder"
+	"github.com/strata-build/strata/internal/testutil"
 )
 
 // crashDockerfile does a bit of everything a build does: unpack, COPY, RUN
@@ -186,5 +187,31 @@ func TestInterruptStopsRunPromptly(t *testing.T) {
 		if _, err := st.Snapshotter.Stat(t.Context(), u.Snapshot); err != nil {
 			t.Errorf("record %s points at a missing snapshot: %v", u.Key, err)
 		}
+	}
+}
+
+func TestOpenSweepsStaleChecksumTemps(t *testing.T) {
+	testutil.RequireRoot(t)
+	root := t.TempDir()
+	dir := filepath.Join(root, "checksums")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	stale, fresh := filepath.Join(dir, ".tmp-cache-1"), filepath.Join(dir, ".tmp-cache-2")
+	for _, p := range []string{stale, fresh} {
+		if err := os.WriteFile(p, []byte("partial"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
+	checkRootClean(t, root)
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a temp file a killed process left in checksums/ survived Open: %v", err)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("Open removed a temp file a live process may be writing: %v", err)
 	}
 }

@@ -142,7 +142,30 @@ func (s *Store) sweep(ctx context.Context) error {
 	if err := s.Snapshotter.Sweep(ctx); err != nil {
 		return err
 	}
+	if err := sweepOld(filepath.Join(s.Root, "checksums", ".tmp-*"), time.Hour); err != nil {
+		return err
+	}
 	return s.Content.Sweep(time.Hour)
+}
+
+// sweepOld removes the files matching pattern that were last written more
+// than age ago: temp files a killed process never renamed into place (a
+// live writer renames its file within moments).
+func sweepOld(pattern string, age time.Duration) error {
+	paths, err := filepath.Glob(pattern)
+	if err != nil {
+		return err
+	}
+	for _, p := range paths {
+		fi, err := os.Lstat(p)
+		if err != nil || time.Since(fi.ModTime()) < age {
+			continue
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove %s: %w", p, err)
+		}
+	}
+	return nil
 }
 
 // alive reports whether a process still holds dir's lock.
