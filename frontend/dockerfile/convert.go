@@ -139,6 +139,9 @@ func (c *converter) convert(ctx context.Context) (*Result, error) {
 	if len(bytes.TrimSpace(c.opts.Dockerfile)) == 0 {
 		return nil, errors.New("the Dockerfile cannot be empty")
 	}
+	if err := c.checkSyntax(); err != nil {
+		return nil, err
+	}
 	if err := c.newLinter(); err != nil {
 		return nil, err
 	}
@@ -183,6 +186,9 @@ func (c *converter) convert(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	if err := c.dispatchReachable(t); err != nil {
+		return nil, err
+	}
+	if err := c.lintError(); err != nil {
 		return nil, err
 	}
 	return c.result(t), nil

@@ -3,6 +3,8 @@ package dockerfile
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -69,11 +71,15 @@ func TestErrors(t *testing.T) {
 			if !errors.As(err, &fe) {
 				t.Fatalf("error %T is not *Error: %v", err, err)
 			}
-			if got := err.Error(); got != tc.want {
+			got, _, _ := strings.Cut(err.Error(), "\n")
+			if got != tc.want {
 				t.Fatalf("error:\n got %q\nwant %q", got, tc.want)
 			}
 			if tc.line != "" && fe.Line != tc.line {
 				t.Fatalf("line: got %q, want %q", fe.Line, tc.line)
+			}
+			if fe.Line != "" && !strings.Contains(err.Error(), fmt.Sprintf("\n%4d | >>> %s", fe.Location.StartLine, strings.Split(fe.Line, "\n")[0])) {
+				t.Fatalf("error text does not show the source line:\n%s", err)
 			}
 		})
 	}

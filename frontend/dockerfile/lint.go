@@ -1,6 +1,7 @@
 package dockerfile
 
 import (
+	"fmt"
 	"maps"
 	"regexp"
 	"slices"
@@ -25,6 +26,47 @@ func (c *converter) newLinter() error {
 	}
 	c.lint = linter.New(cfg)
 	return nil
+}
+
+// lintError fails the conversion when "# check=error=true" is set and a
+// rule fired, naming the rules as BuildKit does.
+func (c *converter) lintError() error {
+	if !c.lint.ReturnAsError || len(c.warnings) == 0 {
+		return nil
+	}
+	seen := map[string]bool{}
+	var rules []string
+	for _, w := range c.warnings {
+		if !seen[w.RuleName] {
+			seen[w.RuleName] = true
+			rules = append(rules, w.RuleName)
+		}
+	}
+	slices.Sort(rules)
+	return fmt.Errorf("lint violation found for rules: %s", strings.Join(rules, ", "))
+}
+
+// checkSyntax accepts a "# syntax=" directive naming the docker/dockerfile
+// frontend (any tag or digest, the -upstream variant, with or without the
+// docker.io registry): strata's own frontend implements it. Any other
+// frontend image is an error, since strata cannot run it.
+func (c *converter) checkSyntax() error {
+	ref, _, loc, ok := parser.ParseDirective("syntax", c.opts.Dockerfile)
+	if !ok || ref == "" {
+		return nil
+	}
+	name := ref
+	if i := strings.IndexByte(name, '@'); i >= 0 {
+		name = name[:i]
+	}
+	if i := strings.LastIndexByte(name, ':'); i > strings.LastIndexByte(name, '/') {
+		name = name[:i]
+	}
+	name = strings.TrimPrefix(strings.TrimPrefix(name, "docker.io/"), "index.docker.io/")
+	if name == "docker/dockerfile" || name == "docker/dockerfile-upstream" {
+		return nil
+	}
+	return c.errorf(loc, "unsupported frontend %q in the syntax directive: strata builds with its built-in Dockerfile frontend, use docker/dockerfile:1 or remove the directive", ref)
 }
 
 var reservedStageNames = map[string]bool{"context": true, "scratch": true}
