@@ -4,8 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/signal"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/strata/executor/network"
 )
 
 // initArg0 is the argv[0] that turns the re-executed binary into the
@@ -61,7 +64,7 @@ func runInit() (int, error) {
 		return 0, fmt.Errorf("set hostname %q: %w", spec.Hostname, err)
 	}
 	if spec.Network != NetworkHost {
-		if err := loopbackUp(); err != nil {
+		if err := network.LoopbackUp(); err != nil {
 			return 0, err
 		}
 	}
@@ -73,32 +76,22 @@ func runInit() (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT)
 	pid, err := proc.start(cfg.Seccomp, spec.Insecure)
 	if err != nil {
 		return 0, err
 	}
+	go forwardSignals(sigs, pid)
 	return reap(pid), nil
 }
 
-// loopbackUp brings up "lo" in the new network namespace.
-func loopbackUp() error {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("bring up lo: %w", err)
+// forwardSignals passes the stop signals the init receives to the
+// command's process group (the command leads its own session).
+func forwardSignals(sigs <-chan os.Signal, pid int) {
+	for sig := range sigs {
+		_ = unix.Kill(-pid, sig.(unix.Signal))
 	}
-	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq("lo")
-	if err != nil {
-		return fmt.Errorf("bring up lo: %w", err)
-	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("bring up lo: %w", err)
-	}
-	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
-	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("bring up lo: %w", err)
-	}
-	return nil
 }
 
 // reap waits as PID 1 for every child. When the command (pid) exits it

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/strata-build/strata/executor/network"
 	"github.com/strata-build/strata/executor/seccomp"
 )
 
@@ -23,18 +24,28 @@ type SandboxOptions struct {
 	// StateDir holds the per-run temporary directories (the root's mount
 	// point, generated /etc files); it is created if missing.
 	StateDir string
+	// StopTimeout is how long a cancelled run's command has, after the
+	// signal that stops it, before everything in the sandbox is killed;
+	// default DefaultStopTimeout.
+	StopTimeout time.Duration
 }
+
+// DefaultStopTimeout is the grace a cancelled command gets, as docker stop
+// gives.
+const DefaultStopTimeout = 10 * time.Second
 
 // Sandbox runs processes in Linux namespaces with the current binary as
 // their init. It is safe for concurrent use.
 type Sandbox struct {
-	stateDir string
-	seccomp  seccomp.Program
+	stateDir    string
+	stopTimeout time.Duration
+	seccomp     seccomp.Program
 }
 
 var _ Executor = (*Sandbox)(nil)
 
-// NewSandbox compiles the seccomp filter once and prepares StateDir.
+// NewSandbox compiles the seccomp filter once, prepares StateDir, and
+// sweeps the network masquerading a killed process left behind.
 func NewSandbox(opts SandboxOptions) (*Sandbox, error) {
 	if opts.StateDir == "" {
 		return nil, errors.New("new sandbox: no state dir")
@@ -46,7 +57,11 @@ func NewSandbox(opts SandboxOptions) (*Sandbox, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new sandbox: %w", err)
 	}
-	return &Sandbox{stateDir: opts.StateDir, seccomp: prog}, nil
+	if opts.StopTimeout <= 0 {
+		opts.StopTimeout = DefaultStopTimeout
+	}
+	_ = network.Sweep() // best effort: a failure here fails the run's own setup visibly
+	return &Sandbox{stateDir: opts.StateDir, stopTimeout: opts.StopTimeout, seccomp: prog}, nil
 }
 
 // initConfig is what the parent sends the init on its config pipe.
@@ -148,7 +163,11 @@ func (s *Sandbox) runInit(ctx context.Context, cfg *initConfig, sio IO) error {
 	cmd.Env = []string{"GORACE=atexit_sleep_ms=0"}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = sio.Stdin, sio.Stdout, sio.Stderr
 	cmd.ExtraFiles = []*os.File{cfgR, statW}
-	cmd.WaitDelay = 10 * time.Second // only if something outlives the pid namespace
+	// Cancelling asks the command to stop with the signal that cancelled
+	// the build; the init forwards it. After the grace, Wait kills the
+	// init, and the kernel the whole pid namespace.
+	cmd.Cancel = func() error { return cmd.Process.Signal(StopSignal(ctx)) }
+	cmd.WaitDelay = s.stopTimeout
 	flags := syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC
 	if cfg.Spec.Network != NetworkHost {
 		flags |= syscall.CLONE_NEWNET
@@ -159,6 +178,10 @@ func (s *Sandbox) runInit(ctx context.Context, cfg *initConfig, sio IO) error {
 	}
 	cfgR.Close()
 	statW.Close()
+	if cfg.Spec.Network == NetworkDefault {
+		link := attachNetwork(cmd.Process.Pid, sio.Stderr)
+		defer detachNetwork(link, sio.Stderr)
+	}
 
 	status := make(chan initStatus, 1)
 	go func() { status <- readStatus(statR) }()
@@ -179,6 +202,35 @@ func (s *Sandbox) runInit(ctx context.Context, cfg *initConfig, sio IO) error {
 		return fmt.Errorf("run %s: send sandbox config: %w", name, encErr)
 	}
 	return fmt.Errorf("run %s: sandbox init died: %v", name, waitErr)
+}
+
+// attachNetwork links the init's network namespace to the host. A failure
+// leaves the run with loopback only, and says so on the step's stderr.
+func attachNetwork(pid int, stderr io.Writer) *network.Link {
+	link, err := network.Attach(pid)
+	if err != nil && stderr != nil {
+		fmt.Fprintf(stderr, "warning: network default: %v; the step has loopback only\n", err)
+	}
+	return link
+}
+
+func detachNetwork(link *network.Link, stderr io.Writer) {
+	if link == nil {
+		return
+	}
+	if err := link.Detach(); err != nil && stderr != nil {
+		fmt.Fprintf(stderr, "warning: %v\n", err)
+	}
+}
+
+// StopSignal is the signal that stops the command of a cancelled run:
+// SIGINT when ctx was cancelled by an interrupt (signal.NotifyContext
+// records it as the cause), SIGTERM otherwise.
+func StopSignal(ctx context.Context) syscall.Signal {
+	if cause := context.Cause(ctx); cause != nil && cause.Error() == os.Interrupt.String()+" signal received" {
+		return syscall.SIGINT
+	}
+	return syscall.SIGTERM
 }
 
 func readStatus(r io.Reader) initStatus {

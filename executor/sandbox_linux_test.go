@@ -33,10 +33,15 @@ func newSandbox(t testing.TB) *executor.Sandbox {
 }
 
 func TestSandboxConformance(t *testing.T) {
-	executortest.Run(t, newSandbox(t), func(t testing.TB) []snapshot.Mount {
+	state := t.TempDir()
+	sb, err := executor.NewSandbox(executor.SandboxOptions{StateDir: state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	executortest.RunWith(t, sb, func(t testing.TB) []snapshot.Mount {
 		ms, _ := executortest.OverlayRoot(t)
 		return ms
-	})
+	}, executortest.Options{StateDir: state})
 }
 
 func BenchmarkRunTrue(b *testing.B) {
@@ -142,6 +147,39 @@ func TestSandboxConcurrentRuns(t *testing.T) {
 		host, pid, _ := strings.Cut(strings.TrimSpace(outs[i].String()), "\n")
 		if n, err := strconv.Atoi(pid); host != fmt.Sprintf("h%d", i) || err != nil || n < 2 || n > 64 {
 			t.Errorf("run %d: got %q", i, outs[i].String())
+		}
+	}
+}
+
+func TestSandboxNetworkFallback(t *testing.T) {
+	executortest.RequireRoot(t)
+	t.Setenv("PATH", t.TempDir()) // no ip, no nft: the link cannot be made
+	sb := newSandbox(t)
+	root, _ := executortest.OverlayRoot(t)
+	var out, errOut strings.Builder
+	spec := executor.Spec{Root: root, Args: []string{"/bin/cat", "/proc/net/dev"}}
+	if err := sb.Run(context.Background(), spec, executor.IO{Stdout: &out, Stderr: &errOut}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "eth0") || !strings.Contains(out.String(), "lo:") {
+		t.Errorf("interfaces: %q, want loopback only", out.String())
+	}
+	warn := errOut.String()
+	if !strings.HasPrefix(warn, "warning: network default: attach network to pid ") || !strings.HasSuffix(warn, "; the step has loopback only\n") || strings.Count(warn, "\n") != 1 {
+		t.Errorf("stderr %q, want a one-line warning", warn)
+	}
+}
+
+func BenchmarkRunTrueNetworkNone(b *testing.B) {
+	executortest.RequireRoot(b)
+	sb := newSandbox(b)
+	root, _ := executortest.OverlayRoot(b)
+	ctx := context.Background()
+	b.ResetTimer()
+	for b.Loop() {
+		spec := executor.Spec{Args: []string{"/bin/true"}, Root: root, Network: executor.NetworkNone}
+		if err := sb.Run(ctx, spec, executor.IO{}); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

@@ -5,6 +5,7 @@ package executor
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // errUnsupported is returned where Linux namespaces are missing.
@@ -15,8 +16,12 @@ const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 
 // SandboxOptions configures a Sandbox.
 type SandboxOptions struct {
-	StateDir string
+	StateDir    string
+	StopTimeout time.Duration
 }
+
+// DefaultStopTimeout is the grace a cancelled command gets.
+const DefaultStopTimeout = 10 * time.Second
 
 // Sandbox is unavailable outside Linux.
 type Sandbox struct{}

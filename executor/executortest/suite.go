@@ -7,7 +7,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,12 +31,25 @@ const guard = 30 * time.Second
 type suite struct {
 	e       executor.Executor
 	newRoot NewRoot
+	opts    Options
+}
+
+// Options tells the suite more about the executor under test.
+type Options struct {
+	// StateDir is the executor's state directory: no mount may remain
+	// under it after a run.
+	StateDir string
 }
 
 // Run runs the conformance suite against e.
 func Run(t *testing.T, e executor.Executor, newRoot NewRoot) {
+	RunWith(t, e, newRoot, Options{})
+}
+
+// RunWith runs the conformance suite against e, described by opts.
+func RunWith(t *testing.T, e executor.Executor, newRoot NewRoot, opts Options) {
 	RequireRoot(t)
-	s := &suite{e: e, newRoot: newRoot}
+	s := &suite{e: e, newRoot: newRoot, opts: opts}
 	tests := []struct {
 		name string
 		fn   func(*testing.T)
@@ -53,6 +68,10 @@ func Run(t *testing.T, e executor.Executor, newRoot NewRoot) {
 		{"PidNamespace", s.testPidNamespace},
 		{"Network", s.testNetwork},
 		{"HostNetwork", s.testHostNetwork},
+		{"NetworkReach", s.testNetworkReach},
+		{"NetworkConcurrent", s.testNetworkConcurrent},
+		{"CancelNetwork", s.testCancelNetwork},
+		{"StopSignal", s.testStopSignal},
 		{"Hostname", s.testHostname},
 		{"EtcHosts", s.testEtcHosts},
 		{"Mounts", s.testMounts},
@@ -290,10 +309,13 @@ func interfaces(procNetDev string) []string {
 }
 
 func (s *suite) testNetwork(t *testing.T) {
+	want := map[executor.NetworkMode]string{executor.NetworkDefault: "eth0,lo", executor.NetworkNone: "lo"}
 	for _, mode := range []executor.NetworkMode{executor.NetworkDefault, executor.NetworkNone} {
 		out := s.sh(t, executor.Spec{Network: mode}, "cat /proc/net/dev")
-		if got := interfaces(out); len(got) != 1 || got[0] != "lo" {
-			t.Errorf("network %s: interfaces %q, want only lo", mode, got)
+		got := interfaces(out)
+		slices.Sort(got)
+		if strings.Join(got, ",") != want[mode] {
+			t.Errorf("network %s: interfaces %q, want %s", mode, got, want[mode])
 		}
 		if out := s.sh(t, executor.Spec{Network: mode}, "cat /sys/class/net/lo/flags"); out != "0x9\n" {
 			t.Errorf("network %s: lo flags %q, want 0x9 (up, loopback)", mode, out)
@@ -380,19 +402,54 @@ func (s *suite) testWritesLandInRoot(t *testing.T) {
 	}
 }
 
-// MountsUnder returns the lines of the caller's /proc/self/mountinfo that
-// name dir or a path under it.
+// MountsUnder returns the lines of the caller's /proc/self/mountinfo whose
+// mount point, source or a path in whose options is dir or under it. dir
+// must be absolute: other programs' mounts elsewhere never match.
 func MountsUnder(t testing.TB, dir string) []string {
 	t.Helper()
+	if !filepath.IsAbs(dir) {
+		t.Fatalf("mounts under %q: not an absolute path", dir)
+	}
+	dir = filepath.Clean(dir)
 	data, err := os.ReadFile("/proc/self/mountinfo")
 	must(t, err)
 	var out []string
 	for _, l := range strings.Split(string(data), "\n") {
-		if strings.Contains(l, dir) {
+		if slices.ContainsFunc(mountPaths(l), func(p string) bool { return within(p, dir) }) {
 			out = append(out, l)
 		}
 	}
 	return out
+}
+
+// mountPaths returns the paths a mountinfo line names: its mount point,
+// its source, and every path in its super options (lowerdir=a:b, ...).
+func mountPaths(line string) []string {
+	pre, post, ok := strings.Cut(line, " - ")
+	f, g := strings.Fields(pre), strings.Fields(post)
+	if !ok || len(f) < 5 || len(g) < 3 {
+		return nil
+	}
+	paths := []string{unescape(f[4]), unescape(g[1])}
+	for _, o := range strings.Split(g[2], ",") {
+		if _, v, ok := strings.Cut(o, "="); ok {
+			for _, p := range strings.Split(v, ":") {
+				paths = append(paths, unescape(p))
+			}
+		}
+	}
+	return paths
+}
+
+// unescape undoes mountinfo's octal escapes of space, tab, newline and
+// backslash.
+func unescape(s string) string {
+	return strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`).Replace(s)
+}
+
+// within reports whether p is dir or a path under it.
+func within(p, dir string) bool {
+	return p == dir || strings.HasPrefix(p, strings.TrimSuffix(dir, "/")+"/")
 }
 
 func (s *suite) testNoMountLeak(t *testing.T) {
@@ -404,18 +461,27 @@ func (s *suite) testNoMountLeak(t *testing.T) {
 	}}
 	s.sh(t, spec, "true")
 	_, _, _ = s.run(t, executor.Spec{Root: root, Args: []string{"/bin/sh", "-c", "exit 7"}}, "")
-	// Every path the runs mounted from must be absent from the host's
-	// mount table.
+	// Every path the runs mounted from, and the executor's state dir, must
+	// be absent from the host's mount table. Only absolute paths count:
+	// sources such as "overlay" or "tmpfs" name no place.
 	paths := []string{src}
+	if s.opts.StateDir != "" {
+		paths = append(paths, s.opts.StateDir)
+	}
 	for _, m := range root {
 		paths = append(paths, m.Source)
 		for _, o := range m.Options {
-			if _, v, ok := strings.Cut(o, "="); ok && strings.HasPrefix(v, "/") {
-				paths = append(paths, strings.Split(v, ":")...)
+			if _, v, ok := strings.Cut(o, "="); ok {
+				for _, p := range strings.Split(v, ":") {
+					paths = append(paths, m.Path(p))
+				}
 			}
 		}
 	}
 	for _, p := range paths {
+		if !filepath.IsAbs(p) {
+			continue
+		}
 		if leaked := MountsUnder(t, p); len(leaked) > 0 {
 			t.Errorf("mounts left on the host under %s: %q", p, leaked)
 		}
@@ -511,4 +577,22 @@ func itoa(n int) string {
 		b = append([]byte{byte('0' + n%10)}, b...)
 	}
 	return string(b)
+}
+
+// lockedBuffer is a bytes.Buffer safe for a writer and a reader.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
