@@ -47,12 +47,17 @@ type Options struct {
 	Progress progress.Sink
 	// Warnings receives the Dockerfile linter's warnings, if set.
 	Warnings io.Writer
+	// CheckOnly stops once the Dockerfile is converted and linted
+	// (strata build --check): nothing is built or exported.
+	CheckOnly bool
 }
 
 // Result is what a build made.
 type Result struct {
 	Manifest ocispec.Descriptor
 	Config   digest.Digest
+	// Warnings are the Dockerfile linter's findings.
+	Warnings []dockerfile.Warning
 	Reports  []exporter.Report
 	// Steps says, per step, whether it ran or hit the cache, and why it missed.
 	Steps []Step
@@ -110,6 +115,9 @@ func (s *Store) Build(ctx context.Context, opts Options) (*Result, error) {
 			fmt.Fprintf(opts.Warnings, "WARNING: %s - %s: %s\n", w.RuleName, w.Location, w.Detail)
 		}
 	}
+	if opts.CheckOnly {
+		return &Result{Warnings: conv.Warnings}, nil
+	}
 	ref := &ops.Ref{}
 	if conv.Root != nil {
 		def, err := llb.NewDefinition(conv.Root)
@@ -125,7 +133,7 @@ func (s *Store) Build(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("export image: %w", err)
 	}
-	res := &Result{Manifest: desc, Config: cfg, Steps: steps.list()}
+	res := &Result{Warnings: conv.Warnings, Manifest: desc, Config: cfg, Steps: steps.list()}
 	names := make([]string, 0, len(opts.Tags))
 	for _, t := range opts.Tags {
 		n, err := images.Normalize(t)

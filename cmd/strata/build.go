@@ -17,6 +17,7 @@ type buildFlags struct {
 	file, target, progress, iidfile, metadataFile string
 	tags, buildArgs, outputs, labels, noCacheFilt []string
 	noCache                                       bool
+	check                                         bool
 	jobs                                          int
 }
 
@@ -42,6 +43,7 @@ func newBuild(g *globals) *cobra.Command {
 	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto, plain, quiet")
 	fl.StringVar(&f.iidfile, "iidfile", "", "write the image ID to this file")
 	fl.StringVar(&f.metadataFile, "metadata-file", "", "write build result metadata to this file")
+	fl.BoolVar(&f.check, "check", false, "only lint the Dockerfile: print its warnings, build nothing")
 	fl.IntVar(&f.jobs, "jobs", 0, "steps run at once (default: twice the CPUs, at least 4)")
 	return c
 }
@@ -64,6 +66,14 @@ func runBuild(c *cobra.Command, g *globals, f *buildFlags, contextDir string) er
 	if opts.Labels, err = parseKV(f.labels, "--label", false); err != nil {
 		return err
 	}
+	if contextDir == "-" {
+		dir, err := stdinContext(c, &opts)
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+	}
+	opts.CheckOnly = f.check
 	if f.file == "-" {
 		opts.Dockerfile = ""
 		if opts.DockerfileData, err = readAllStdin(c); err != nil {
@@ -90,6 +100,10 @@ func runBuild(c *cobra.Command, g *globals, f *buildFlags, contextDir string) er
 	res, err := st.Build(ctx, opts)
 	if err != nil {
 		return err
+	}
+	if f.check {
+		printCheck(c.OutOrStdout(), res)
+		return nil
 	}
 	out := c.OutOrStdout()
 	fmt.Fprintf(out, "image %s\n", res.Manifest.Digest)

@@ -190,6 +190,9 @@ func (c *converter) copySource(cs copySpec, p, dest string, src *llb.Vertex, v *
 		unpack := cs.unpack != nil && *cs.unpack
 		return &llb.CopyAction{Source: copyInput(v, h), Src: []string{"/" + f}, Dest: dest, CreateDestPath: true, AttemptUnpack: unpack}, nil
 	}
+	if src == c.ctxVertex && outsideContext(p) {
+		return nil, fmt.Errorf("%s source %q is outside the build context", cs.verb(), p)
+	}
 	unpack := cs.add
 	if cs.unpack != nil {
 		unpack = *cs.unpack
@@ -207,6 +210,17 @@ func (c *converter) copySource(cs copySpec, p, dest string, src *llb.Vertex, v *
 		Excludes:           cs.excludes,
 		Parents:            cs.parents,
 	}, nil
+}
+
+// outsideContext reports whether a relative source path climbs above the
+// context root ("../x", "a/../../x"). Such a path would be clamped to the
+// root; it is refused instead, since it never names what the user meant.
+func outsideContext(p string) bool {
+	if path.IsAbs(p) {
+		return false
+	}
+	c := path.Clean(p)
+	return c == ".." || strings.HasPrefix(c, "../")
 }
 
 // normalizeSrc makes a source path absolute and clean; with --parents a

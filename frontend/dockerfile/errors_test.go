@@ -42,6 +42,8 @@ func TestErrors(t *testing.T) {
 			"Dockerfile:2: When using COPY with more than one source file, the destination must be a directory and end with a /", "COPY a b /dst"},
 		{"multi source add", "FROM busybox\nADD a b /dst\n", nil,
 			"Dockerfile:2: When using ADD with more than one source file, the destination must be a directory and end with a /", "ADD a b /dst"},
+		{"source outside context", "FROM busybox\nCOPY a/../../x /x\n", nil, `Dockerfile:2: COPY source "a/../../x" is outside the build context`, "COPY a/../../x /x"},
+		{"add source outside context", "FROM busybox\nADD ../x /x\n", nil, `Dockerfile:2: ADD source "../x" is outside the build context`, "ADD ../x /x"},
 		{"copy url", "FROM busybox\nCOPY https://example.com/x /x\n", nil, "Dockerfile:2: source can't be a URL for COPY", "COPY https://example.com/x /x"},
 		{"copy git", "FROM busybox\nCOPY git@github.com:a/b.git /x\n", nil, "Dockerfile:2: source can't be a git ref for COPY", "COPY git@github.com:a/b.git /x"},
 		{"bad chmod", "FROM busybox\nCOPY --chmod=99999 a /a\n", nil,
