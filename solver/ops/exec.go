@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -41,9 +41,17 @@ func (o *execOp) CacheMap(ctx context.Context) (*solver.CacheMap, error) {
 		solver.Component{Name: "user", Value: o.op.User},
 		solver.Component{Name: "network", Value: string(o.op.Network)},
 	)
+	args := map[string]bool{}
+	for _, a := range o.v.Meta.BuildArgs {
+		args[a] = true
+	}
 	for _, e := range o.op.Env {
 		k, v, _ := strings.Cut(e, "=")
-		cm.Components = append(cm.Components, solver.Component{Name: "env " + k, Value: v})
+		name := "env " + k
+		if args[k] {
+			name = "build arg " + k
+		}
+		cm.Components = append(cm.Components, solver.Component{Name: name, Value: v})
 	}
 	for _, m := range o.op.Mounts[1:] {
 		cm.Components = append(cm.Components, solver.Component{Name: "mount " + m.Dest, Value: string(m.Type)})
@@ -62,20 +70,32 @@ func (o *execOp) Exec(ctx context.Context, inputs []solver.Result) (solver.Resul
 	if err != nil {
 		return nil, fmt.Errorf("prepare root: %w", err)
 	}
-	cleanup := []func(){}
-	defer func() {
-		for i := len(cleanup) - 1; i >= 0; i-- {
-			cleanup[i]()
-		}
-	}()
+	ms := &mountSet{}
+	defer ms.release()
+	spec, err := o.spec(ctx, rootMounts, inputs, ms)
+	if err == nil {
+		err = o.run(ctx, spec, ms)
+	}
+	if err != nil {
+		_ = o.w.Snapshotter.Remove(context.WithoutCancel(ctx), active)
+		return nil, err
+	}
+	return o.w.commit(ctx, active)
+}
+
+// spec builds the executor spec of the step, preparing its mounts into ms.
+func (o *execOp) spec(ctx context.Context, rootMounts []snapshot.Mount, inputs []solver.Result, ms *mountSet) (executor.Spec, error) {
 	spec := executor.Spec{
 		Args:     o.op.Args,
-		Env:      o.op.Env,
+		Env:      slices.Clone(o.op.Env),
 		Cwd:      o.op.Cwd,
 		User:     o.op.User,
 		Hostname: o.op.Hostname,
 		Root:     rootMounts,
 		Insecure: o.op.Security == llb.SecurityInsecure,
+	}
+	if spec.Insecure && !o.w.AllowInsecure {
+		return spec, errors.New("RUN --security=insecure is not allowed: the build needs --allow security.insecure")
 	}
 	switch o.op.Network {
 	case llb.NetHost:
@@ -89,101 +109,98 @@ func (o *execOp) Exec(ctx context.Context, inputs []solver.Result) (solver.Resul
 		host, ip, _ := strings.Cut(h, "=")
 		spec.ExtraHosts = append(spec.ExtraHosts, executor.HostIP{Host: host, IP: ip})
 	}
+	env, err := o.secretEnv()
+	if err != nil {
+		return spec, err
+	}
+	spec.Env = append(spec.Env, env...)
 	for _, m := range o.op.Mounts[1:] {
-		em, release, err := o.mount(ctx, m, inputs)
+		em, ok, err := o.mount(ctx, m, inputs, ms)
 		if err != nil {
-			_ = o.w.Snapshotter.Remove(context.WithoutCancel(ctx), active)
-			return nil, err
+			return spec, err
 		}
-		if release != nil {
-			cleanup = append(cleanup, release)
+		if !ok {
+			continue
 		}
 		spec.Mounts = append(spec.Mounts, em)
+		if m.Type == llb.MountSSH && !ms.sshSock {
+			ms.sshSock = true
+			spec.Env = append(spec.Env, "SSH_AUTH_SOCK="+m.Dest)
+		}
+	}
+	return spec, nil
+}
+
+// run runs the step and leaves no mount point it needed in the root.
+func (o *execOp) run(ctx context.Context, spec executor.Spec, ms *mountSet) error {
+	dests := make([]string, 0, len(spec.Mounts))
+	for _, m := range spec.Mounts {
+		dests = append(dests, m.Dest)
+	}
+	st, err := o.w.findStubs(spec.Root, dests)
+	if err != nil {
+		return err
 	}
 	stdout := &logWriter{sink: o.w.Progress, v: o.v, stream: 1}
 	stderr := &logWriter{sink: o.w.Progress, v: o.v, stream: 2}
 	if err := o.w.Executor.Run(ctx, spec, executor.IO{Stdout: stdout, Stderr: stderr}); err != nil {
-		_ = o.w.Snapshotter.Remove(context.WithoutCancel(ctx), active)
 		var ee *executor.ExitError
 		if errors.As(err, &ee) {
-			return nil, &ExitError{Args: o.op.Args, Code: ee.Code}
+			return &ExitError{Args: o.op.Args, Code: ee.Code}
 		}
-		return nil, err
+		return err
 	}
-	return o.w.commit(ctx, active)
+	ms.release()
+	return o.w.removeStubs(spec.Root, st)
 }
 
-// mount prepares one RUN --mount. The release func undoes what it made.
-func (o *execOp) mount(ctx context.Context, m llb.Mount, inputs []solver.Result) (executor.Mount, func(), error) {
+// mountSet holds what a step's mounts need until the step ends.
+type mountSet struct {
+	releases []func()
+	sshSock  bool // SSH_AUTH_SOCK is set
+}
+
+func (s *mountSet) add(f func()) {
+	if f != nil {
+		s.releases = append(s.releases, f)
+	}
+}
+
+// release undoes the mounts' preparations, last first; it may be called twice.
+func (s *mountSet) release() {
+	for i := len(s.releases) - 1; i >= 0; i-- {
+		s.releases[i]()
+	}
+	s.releases = nil
+}
+
+// mount prepares one RUN --mount; ok is false for an optional mount whose
+// source (a secret, an agent) was not given.
+func (o *execOp) mount(ctx context.Context, m llb.Mount, inputs []solver.Result, ms *mountSet) (em executor.Mount, ok bool, err error) {
+	var release func()
 	switch m.Type {
 	case llb.MountTmpfs:
 		opts := []string{"mode=1777"}
 		if m.Tmpfs != nil && m.Tmpfs.Size > 0 {
 			opts = append(opts, "size="+strconv.FormatInt(m.Tmpfs.Size, 10))
 		}
-		return executor.Mount{Dest: m.Dest, Mounts: []snapshot.Mount{{Type: "tmpfs", Source: "tmpfs", Options: opts}}}, nil, nil
+		return executor.Mount{Dest: m.Dest, Mounts: []snapshot.Mount{{Type: "tmpfs", Source: "tmpfs", Options: opts}}}, true, nil
 	case llb.MountCache:
-		return o.cacheMount(m)
+		em, release, err = o.cacheMount(ctx, m, inputs)
 	case llb.MountBind:
-		return o.bindMount(ctx, m, inputs)
-	}
-	return executor.Mount{}, nil, fmt.Errorf("RUN --mount=type=%s is not supported yet", m.Type)
-}
-
-func (o *execOp) cacheMount(m llb.Mount) (executor.Mount, func(), error) {
-	id := m.Dest
-	if m.Cache != nil && m.Cache.ID != "" {
-		id = m.Cache.ID
-	}
-	dir := filepath.Join(o.w.CacheMountDir, opDigest("cache-mount", id).Encoded())
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return executor.Mount{}, nil, fmt.Errorf("cache mount %s: %w", m.Dest, err)
-	}
-	if m.Cache != nil && (m.Cache.UID != 0 || m.Cache.GID != 0) {
-		_ = os.Lchown(dir, m.Cache.UID, m.Cache.GID)
-	}
-	if m.Cache != nil && m.Cache.Mode != 0 {
-		_ = os.Chmod(dir, os.FileMode(m.Cache.Mode))
-	}
-	opts := []string{"rbind"}
-	if m.Readonly {
-		opts = append(opts, "ro")
-	}
-	return executor.Mount{Dest: m.Dest, Mounts: []snapshot.Mount{{Type: "bind", Source: dir, Options: opts}}}, nil, nil
-}
-
-func (o *execOp) bindMount(ctx context.Context, m llb.Mount, inputs []solver.Result) (executor.Mount, func(), error) {
-	var ref *Ref
-	if m.Input >= 0 {
-		ref = refOf(inputs[m.Input])
-	} else {
-		ref = &Ref{}
-	}
-	if ref.Dir != "" {
-		src, err := confinedPath(ref.Dir, m.Selector)
-		if err != nil {
-			return executor.Mount{}, nil, err
-		}
-		// The context is never written: a rw bind of it is read-only here.
-		return executor.Mount{Dest: m.Dest, Mounts: []snapshot.Mount{{Type: "bind", Source: src, Options: []string{"rbind", "ro"}}}}, nil, nil
-	}
-	if m.Selector != "" && m.Selector != "/" {
-		return executor.Mount{}, nil, fmt.Errorf("RUN --mount=type=bind,source=%s from a stage or image is not supported yet", m.Selector)
-	}
-	key := randomID("bind-")
-	var mounts []snapshot.Mount
-	var err error
-	if m.Readonly {
-		mounts, err = o.w.Snapshotter.View(ctx, key, ref.Snapshot)
-	} else {
-		// Writes to a rw bind mount are discarded with this snapshot.
-		mounts, err = o.w.Snapshotter.Prepare(ctx, key, ref.Snapshot)
+		em, release, err = o.bindMount(ctx, m, inputs)
+	case llb.MountSecret:
+		em, release, err = o.secretMount(m)
+	case llb.MountSSH:
+		em, release, err = o.sshMount(m)
+	default:
+		return em, false, fmt.Errorf("RUN --mount=type=%s is not supported", m.Type)
 	}
 	if err != nil {
-		return executor.Mount{}, nil, fmt.Errorf("mount %s: %w", m.Dest, err)
+		return em, false, err
 	}
-	release := func() { _ = o.w.Snapshotter.Remove(context.WithoutCancel(ctx), key) }
-	return executor.Mount{Dest: m.Dest, Mounts: mounts}, release, nil
+	ms.add(release)
+	return em, em.Dest != "", nil
 }
 
 // confinedPath joins a context-relative path to dir, refusing escapes.

@@ -57,7 +57,13 @@ type Worker struct {
 	// ContextDir is the build context for local sources.
 	ContextDir string
 	Progress   progress.Sink
-	Secrets    map[string][]byte
+	// Secrets are the build's secrets by id (RUN --mount=type=secret and
+	// secret env variables); they never enter a cache key or a layer.
+	Secrets map[string][]byte
+	// SSH maps ssh ids to agent sockets on the host (RUN --mount=type=ssh).
+	SSH map[string]string
+	// AllowInsecure lets RUN --security=insecure steps run.
+	AllowInsecure bool
 }
 
 // Resolve returns the op for a vertex.
