@@ -1,0 +1,321 @@
+package registry_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/strata-build/strata/cache/content"
+	"github.com/strata-build/strata/cache/images"
+	"github.com/strata-build/strata/cache/metadata"
+	"github.com/strata-build/strata/internal/progress"
+	"github.com/strata-build/strata/registry"
+	"github.com/strata-build/strata/registry/registrytest"
+)
+
+// store is a fresh content store and image store.
+type store struct {
+	cs *content.Store
+	is *images.Store
+}
+
+func newStore(t *testing.T) *store {
+	t.Helper()
+	dir := t.TempDir()
+	db, err := metadata.Open(filepath.Join(dir, "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := content.Open(filepath.Join(dir, "content"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &store{cs: cs, is: images.NewStore(db)}
+}
+
+func (s *store) puller(opts registry.Options) *registry.Puller {
+	if opts.Insecure == nil {
+		opts.Insecure = []string{}
+	}
+	return registry.New(s.cs, s.is, opts)
+}
+
+var linuxAMD64 = ocispec.Platform{OS: "linux", Architecture: "amd64"}
+
+func randomImage(t *testing.T, layers int64) v1.Image {
+	t.Helper()
+	img, err := random.Image(2048, layers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// checkBlobs asserts the store holds every blob of img with the registry's bytes.
+func (s *store) checkBlobs(t *testing.T, img v1.Image) {
+	t.Helper()
+	ctx := context.Background()
+	raw, _ := img.RawConfigFile()
+	cfgName, _ := img.ConfigName()
+	if got, err := s.cs.ReadBlob(ctx, digest.Digest(cfgName.String())); err != nil || !bytes.Equal(got, raw) {
+		t.Errorf("config blob %s: %v (equal: %v)", cfgName, err, bytes.Equal(got, raw))
+	}
+	layers, _ := img.Layers()
+	for _, l := range layers {
+		d, _ := l.Digest()
+		rc, _ := l.Compressed()
+		want, _ := io.ReadAll(rc)
+		rc.Close()
+		got, err := s.cs.ReadBlob(ctx, digest.Digest(d.String()))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("layer blob %s: %v (equal: %v)", d, err, bytes.Equal(got, want))
+		}
+	}
+}
+
+func TestPullStoresImageAndSkipsPresentBlobs(t *testing.T) {
+	ctx := context.Background()
+	reg := registrytest.Start(t)
+	img := randomImage(t, 3)
+	want := reg.Push(t, "app/x:1", img)
+	s := newStore(t)
+	var mu sync.Mutex
+	var evs []progress.Event
+	p := s.puller(registry.Options{Progress: progress.SinkFunc(func(e progress.Event) {
+		mu.Lock()
+		evs = append(evs, e)
+		mu.Unlock()
+	})})
+
+	res, err := p.Pull(ctx, reg.Ref("app/x:1"), linuxAMD64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := reg.Host + "/app/x:1"
+	if res.Image.Name != name || res.Image.Target.Digest.String() != want.String() || res.Manifest.Digest != res.Image.Target.Digest {
+		t.Fatalf("result = %+v, want %s -> %s", res, name, want)
+	}
+	if res.Registry != reg.Host || !res.Updated || res.Fetched != 4 || res.Present != 0 || res.FetchedBytes <= 3*2048 {
+		t.Fatalf("result counts = %+v", res)
+	}
+	tagged, err := s.is.Get(ctx, name)
+	if err != nil || tagged.Target.Digest != res.Image.Target.Digest || tagged.Target.MediaType != images.MediaTypeDockerManifest {
+		t.Fatalf("tag = %+v, %v", tagged, err)
+	}
+	s.checkBlobs(t, img)
+	r, err := images.Resolve(ctx, s.cs, tagged.Target, linuxAMD64)
+	if err != nil || len(r.Manifest.Layers) != 3 {
+		t.Fatalf("resolve pulled image: %v", err)
+	}
+	mu.Lock()
+	if len(evs) != 6 || evs[0].Status != progress.Started || evs[5].Status != progress.Done || evs[0].Name != "pull "+name {
+		t.Errorf("progress events = %+v", evs)
+	}
+	mu.Unlock()
+
+	again, err := p.Pull(ctx, reg.Ref("app/x:1"), linuxAMD64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Updated || again.Fetched != 0 || again.Present != 4 || again.Image.Target.Digest != res.Image.Target.Digest {
+		t.Fatalf("second pull = %+v", again)
+	}
+}
+
+func TestPullByDigest(t *testing.T) {
+	ctx := context.Background()
+	reg := registrytest.Start(t)
+	img := randomImage(t, 1)
+	d := reg.Push(t, "app:1", img)
+	s := newStore(t)
+	res, err := s.puller(registry.Options{}).Pull(ctx, reg.Ref("app@"+d.String()), linuxAMD64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Image.Name != reg.Host+"/app@"+d.String() || res.Image.Target.Digest.String() != d.String() {
+		t.Fatalf("result = %+v", res)
+	}
+	missing := "sha256:" + strings.Repeat("0", 64)
+	_, err = s.puller(registry.Options{}).Pull(ctx, reg.Ref("app@"+missing), linuxAMD64)
+	if err == nil || !strings.Contains(err.Error(), "MANIFEST_UNKNOWN") {
+		t.Fatalf("pull of an unknown digest = %v", err)
+	}
+}
+
+func TestPullIndexPicksPlatform(t *testing.T) {
+	ctx := context.Background()
+	reg := registrytest.Start(t)
+	amd, arm := randomImage(t, 1), randomImage(t, 2)
+	armV8 := v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}
+	idx := registrytest.Index(
+		registrytest.PlatformImage{Platform: v1.Platform{OS: "linux", Architecture: "amd64"}, Image: amd},
+		registrytest.PlatformImage{Platform: armV8, Image: arm},
+	)
+	idxDigest := reg.PushIndex(t, "multi:latest", idx)
+	armDigest, _ := arm.Digest()
+	amdCfg, _ := amd.ConfigName()
+
+	s := newStore(t)
+	res, err := s.puller(registry.Options{}).Pull(ctx, reg.Ref("multi"), ocispec.Platform{OS: "linux", Architecture: "arm64"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Image.Target.Digest.String() != idxDigest.String() || !images.IsIndex(res.Image.Target.MediaType) {
+		t.Fatalf("target = %+v, want index %s", res.Image.Target, idxDigest)
+	}
+	if res.Manifest.Digest.String() != armDigest.String() || res.Manifest.Platform == nil || res.Manifest.Platform.Architecture != "arm64" {
+		t.Fatalf("manifest = %+v, want arm64 %s", res.Manifest, armDigest)
+	}
+	if res.Fetched != 3 {
+		t.Errorf("fetched %d blobs, want 3 (config and two layers of arm64)", res.Fetched)
+	}
+	s.checkBlobs(t, arm)
+	if _, err := s.cs.Info(ctx, digest.Digest(amdCfg.String())); !errors.Is(err, content.ErrNotFound) {
+		t.Errorf("amd64 config was fetched: %v", err)
+	}
+	r, err := images.Resolve(ctx, s.cs, res.Image.Target, ocispec.Platform{OS: "linux", Architecture: "arm64"})
+	if err != nil || r.ManifestDesc.Digest != res.Manifest.Digest {
+		t.Fatalf("resolve the stored index: %+v, %v", r, err)
+	}
+
+	_, err = s.puller(registry.Options{}).Pull(ctx, reg.Ref("multi"), ocispec.Platform{OS: "linux", Architecture: "s390x"})
+	if err == nil || !strings.Contains(err.Error(), "no manifest for platform linux/s390x") || !strings.Contains(err.Error(), reg.Host+"/multi:latest") {
+		t.Fatalf("pull for a missing platform = %v", err)
+	}
+}
+
+func TestPullNewDigestMovesTag(t *testing.T) {
+	ctx := context.Background()
+	reg := registrytest.Start(t)
+	first := reg.Push(t, "app:1", randomImage(t, 1))
+	s := newStore(t)
+	p := s.puller(registry.Options{})
+	if _, err := p.Pull(ctx, reg.Ref("app:1"), linuxAMD64); err != nil {
+		t.Fatal(err)
+	}
+	second := reg.Push(t, "app:1", randomImage(t, 1))
+	res, err := p.Pull(ctx, reg.Ref("app:1"), linuxAMD64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Updated || res.Image.Target.Digest.String() != second.String() || first == second {
+		t.Fatalf("second pull = %+v, want %s (first %s)", res, second, first)
+	}
+	if res.Image.Created.After(res.Image.Updated) {
+		t.Errorf("created %v after updated %v", res.Image.Created, res.Image.Updated)
+	}
+}
+
+func TestPullRefusesCorruptBlob(t *testing.T) {
+	ctx := context.Background()
+	img := randomImage(t, 2)
+	layers, _ := img.Layers()
+	bad, _ := layers[1].Digest()
+	reg := registrytest.Start(t, registrytest.CorruptBlob(bad))
+	reg.Push(t, "app:1", img)
+	s := newStore(t)
+	_, err := s.puller(registry.Options{}).Pull(ctx, reg.Ref("app:1"), linuxAMD64)
+	if err == nil || !strings.Contains(err.Error(), bad.String()) {
+		t.Fatalf("pull of a corrupt blob = %v, want an error naming %s", err, bad)
+	}
+	t.Logf("corrupt blob: %v", err)
+	if _, err := s.cs.Info(ctx, digest.Digest(bad.String())); !errors.Is(err, content.ErrNotFound) {
+		t.Errorf("corrupt blob was stored: %v", err)
+	}
+	if _, err := s.is.Get(ctx, reg.Ref("app:1")); !errors.Is(err, images.ErrNotFound) {
+		t.Errorf("image tagged despite a corrupt blob: %v", err)
+	}
+	ingest, _ := os.ReadDir(filepath.Join(s.cs.Root(), "ingest"))
+	if len(ingest) != 0 {
+		t.Errorf("ingest debris left: %v", ingest)
+	}
+}
+
+func TestPullBasicAuthFromDockerConfig(t *testing.T) {
+	ctx := context.Background()
+	reg := registrytest.Start(t, registrytest.BasicAuth("alice", "s3cret"))
+	d := reg.Push(t, "private:1", randomImage(t, 1))
+	s := newStore(t)
+
+	registrytest.DockerConfig(t, reg.Host, "alice", "wrong")
+	_, err := s.puller(registry.Options{}).Pull(ctx, reg.Ref("private:1"), linuxAMD64)
+	if err == nil || !strings.Contains(err.Error(), "UNAUTHORIZED") {
+		t.Fatalf("pull with wrong credentials = %v", err)
+	}
+	t.Logf("wrong credentials: %v", err)
+	registrytest.DockerConfig(t, reg.Host, "alice", "s3cret")
+	res, err := s.puller(registry.Options{}).Pull(ctx, reg.Ref("private:1"), linuxAMD64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Image.Target.Digest.String() != d.String() {
+		t.Fatalf("pulled %s, want %s", res.Image.Target.Digest, d)
+	}
+}
+
+func TestPullUnreachableRegistry(t *testing.T) {
+	reg := registrytest.Start(t)
+	reg.Close()
+	s := newStore(t)
+	_, err := s.puller(registry.Options{}).Pull(context.Background(), reg.Ref("busybox"), linuxAMD64)
+	want := "pull " + reg.Host + "/busybox:latest from registry " + reg.Host + ": "
+	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("pull from a closed registry = %v, want %q and connection refused", err, want)
+	}
+	t.Logf("closed registry: %v", err)
+}
+
+// redirectTransport dials every address at target, so a registry on
+// 127.0.0.1 can be addressed by any host name.
+func redirectTransport(target string) http.RoundTripper {
+	tr := remote.DefaultTransport.(*http.Transport).Clone()
+	tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, target)
+	}
+	return tr
+}
+
+func TestInsecureRegistriesFromEnv(t *testing.T) {
+	ctx := context.Background()
+	reg := registrytest.Start(t)
+	d := reg.Push(t, "app:1", randomImage(t, 1))
+	tr := redirectTransport(reg.Host)
+	ref := "registry.example:5000/app:1"
+
+	s := newStore(t)
+	t.Setenv(registry.InsecureEnv, "")
+	_, err := registry.New(s.cs, s.is, registry.Options{Transport: tr}).Pull(ctx, ref, linuxAMD64)
+	if err == nil || !strings.Contains(err.Error(), "from registry registry.example:5000") {
+		t.Fatalf("plain-HTTP pull from a registry not listed = %v, want an https failure", err)
+	}
+	t.Logf("not listed: %v", err)
+	for _, env := range []string{"other.example, registry.example:5000", "registry.example"} {
+		t.Setenv(registry.InsecureEnv, env)
+		res, err := registry.New(s.cs, s.is, registry.Options{Transport: tr}).Pull(ctx, ref, linuxAMD64)
+		if err != nil {
+			t.Fatalf("%s=%q: %v", registry.InsecureEnv, env, err)
+		}
+		if res.Image.Target.Digest.String() != d.String() {
+			t.Fatalf("pulled %s, want %s", res.Image.Target.Digest, d)
+		}
+	}
+	got := registry.InsecureFromEnv()
+	if len(got) != 1 || got[0] != "registry.example" {
+		t.Errorf("InsecureFromEnv = %q", got)
+	}
+}
