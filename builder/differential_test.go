@@ -647,13 +647,6 @@ func writeFileMode(t *testing.T, dir, name, data string, mode fs.FileMode) {
 	}
 }
 
-// strataDirRootBug: for COPY of a directory (its contents) to a destination
-// that does not exist, docker creates the destination 0755 with the copy's
-// owner, ignoring the source directory's mode, owner and --chmod; strata
-// gives it the source directory's mode (after --chmod) and, from a stage,
-// its owner.
-const strataDirRootBug = "strata bug: COPY dir /new gives /new the source directory's mode, owner and --chmod instead of 0755 and the copy's owner; solver/ops/fileop/write.go placeDir uses entryMeta for the match's root"
-
 // diffCases are the cases, one per directory of testdata/differential.
 func diffCases() []diffCase {
 	return []diffCase{
@@ -663,11 +656,9 @@ func diffCases() []diffCase {
 		{name: "workdir-user"},
 		{name: "copy-wildcards"},
 		{name: "copy-chown"},
-		{name: "copy-dir-root", known: map[string]string{"/app": strataDirRootBug, "/owned": strataDirRootBug}},
+		{name: "copy-dir-root"},
 		{name: "copy-chmod", setup: setupChmod, known: map[string]string{
 			"/m2": "docker 20.10 drops setuid from --chmod=4755 (BuildKit 0.8 turns the octal value into an os.FileMode, whose setuid bit is not 04000); strata keeps 04000",
-			"/m3": strataDirRootBug,
-			"/m5": strataDirRootBug,
 		}},
 		{name: "add-tar", setup: setupAddTar},
 		{name: "run-whiteouts"},
@@ -680,7 +671,7 @@ func diffCases() []diffCase {
 		{name: "onbuild"},
 		{name: "dockerignore"},
 		{name: "links", setup: setupLinks},
-		{name: "empty-dirs", setup: setupEmptyDirs, known: map[string]string{"/e4": strataDirRootBug}},
+		{name: "empty-dirs", setup: setupEmptyDirs},
 		{name: "modes", setup: setupModes},
 	}
 }

@@ -131,6 +131,13 @@ func (c *copier) copyMatch(m *local.Match, target string) error {
 				return fmt.Errorf("copy %s: parent directory was not copied", e.Host)
 			}
 			host = filepath.Join(parent, path.Base(e.Rel))
+		} else if e.Info.IsDir() && m.Contents {
+			// A directory whose contents are copied to a new path: the
+			// path is made like any missing destination directory (0755,
+			// the copy's owner), not with the source directory's metadata.
+			if err := c.mkdirAll(host, true); err != nil {
+				return err
+			}
 		}
 		written, err := c.place(e, host)
 		if err != nil {
