@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"syscall"
 
@@ -52,15 +51,8 @@ func prepareProcess(spec *Spec) (*process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("resolve user %q: %w", spec.User, err)
 	}
-	env := slices.Clone(spec.Env)
-	path, ok := lookupEnv(env, "PATH")
-	if !ok {
-		path = DefaultPath
-		env = append(env, "PATH="+path)
-	}
-	if _, ok := lookupEnv(env, "HOME"); !ok {
-		env = append(env, "HOME="+u.Home)
-	}
+	env := ProcessEnv(spec.Env, u.Home)
+	path, _ := lookupEnv(env, "PATH")
 	cwd := spec.Cwd
 	if cwd == "" {
 		cwd = "/"

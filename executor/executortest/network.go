@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -133,6 +134,10 @@ func (s *suite) cancelWhenStarted(t *testing.T, ctx context.Context, cancel func
 }
 
 func (s *suite) testCancelNetwork(t *testing.T) {
+	var before []os.DirEntry
+	if s.opts.StateDir != "" {
+		before, _ = os.ReadDir(s.opts.StateDir)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	spec := executor.Spec{Root: s.newRoot(t), Network: executor.NetworkDefault,
@@ -148,9 +153,11 @@ func (s *suite) testCancelNetwork(t *testing.T) {
 		if leaked := MountsUnder(t, s.opts.StateDir); len(leaked) > 0 {
 			t.Errorf("mounts left under the state dir: %q", leaked)
 		}
-		ents, _ := os.ReadDir(s.opts.StateDir)
-		for _, e := range ents {
-			t.Errorf("state left after a cancelled run: %s", filepath.Join(s.opts.StateDir, e.Name()))
+		after, _ := os.ReadDir(s.opts.StateDir)
+		for _, e := range after {
+			if !slices.ContainsFunc(before, func(b os.DirEntry) bool { return b.Name() == e.Name() }) {
+				t.Errorf("state left after a cancelled run: %s", filepath.Join(s.opts.StateDir, e.Name()))
+			}
 		}
 	}
 }

@@ -1,0 +1,282 @@
+//go:build linux
+
+// Package runc runs RUN steps with an OCI runtime (runc) instead of the
+// built-in sandbox.
+//
+// For each run, Runtime writes a bundle under its StateDir: the directory
+// rootfs, on which it mounts the Spec's Root (a private mount in the
+// caller's namespace), the generated hosts, resolv.conf and hostname files,
+// and config.json, the runtime-spec translation of the Spec with the same
+// isolation the sandbox gives: new mount, pid, uts, ipc and (unless
+// NetworkHost) network namespaces, Docker's default capabilities and
+// seccomp profile, masked and read-only paths, a minimal /dev and a
+// read-only /sys. The user is resolved in the root's /etc/passwd and
+// /etc/group before the runtime starts. It then runs `runc run --bundle` in
+// the foreground, with the run's streams as the container's, and returns
+// the container's exit code as an *executor.ExitError. Afterwards it
+// removes the mount points it had to create in the root, unmounts it and
+// deletes the bundle.
+//
+// The command is the container's PID 1, as in `docker run` without --init:
+// a cancelled run's command gets the stop signal (see executor.StopSignal)
+// and, after StopTimeout, SIGKILL.
+//
+//	rt, err := runc.New(runc.Options{StateDir: dir})
+//	err = rt.Run(ctx, executor.Spec{Args: []string{"/bin/sh", "-c", "make"}, Root: mounts}, executor.IO{Stdout: w, Stderr: w})
+package runc
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/strata/cache/snapshot"
+	"github.com/strata-build/strata/executor"
+	"github.com/strata-build/strata/executor/network"
+)
+
+// Options configures a Runtime.
+type Options struct {
+	// StateDir holds the bundles and runc's own state (--root); it is
+	// created if missing.
+	StateDir string
+	// Binary is the runtime to run; default "runc", found in PATH.
+	Binary string
+	// StopTimeout is the grace a cancelled run's command gets after the
+	// stop signal; default executor.DefaultStopTimeout.
+	StopTimeout time.Duration
+}
+
+// Runtime runs processes with an OCI runtime. It is safe for concurrent use.
+type Runtime struct {
+	stateDir    string
+	binary      string
+	stopTimeout time.Duration
+}
+
+var _ executor.Executor = (*Runtime)(nil)
+
+// New finds the runtime binary and prepares StateDir.
+func New(opts Options) (*Runtime, error) {
+	if opts.StateDir == "" {
+		return nil, errors.New("new runc runtime: no state dir")
+	}
+	if opts.Binary == "" {
+		opts.Binary = "runc"
+	}
+	bin, err := exec.LookPath(opts.Binary)
+	if err != nil {
+		return nil, fmt.Errorf("new runc runtime: %w", err)
+	}
+	if opts.StopTimeout <= 0 {
+		opts.StopTimeout = executor.DefaultStopTimeout
+	}
+	for _, d := range []string{opts.StateDir, filepath.Join(opts.StateDir, "runc")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("new runc runtime: %w", err)
+		}
+	}
+	_ = network.Sweep() // best effort, as the sandbox does
+	return &Runtime{stateDir: opts.StateDir, binary: bin, stopTimeout: opts.StopTimeout}, nil
+}
+
+// bundle is one run's bundle directory and what was made in its root.
+type bundle struct {
+	dir    string
+	rootfs string
+	stubs  []string // mount points created in the root, relative, in creation order
+}
+
+// Run runs spec to completion. See the package documentation.
+func (r *Runtime) Run(ctx context.Context, spec executor.Spec, sio executor.IO) (err error) {
+	if len(spec.Args) == 0 {
+		return errors.New("run: no command")
+	}
+	name := spec.Args[0]
+	if len(spec.Root) == 0 {
+		return fmt.Errorf("run %s: no root filesystem", name)
+	}
+	if spec.Hostname == "" {
+		spec.Hostname = randomID()
+	}
+	dir, err := os.MkdirTemp(r.stateDir, "run-")
+	if err != nil {
+		return fmt.Errorf("run %s: %w", name, err)
+	}
+	b := &bundle{dir: dir, rootfs: filepath.Join(dir, "rootfs")}
+	defer os.RemoveAll(dir)
+	if err := os.Mkdir(b.rootfs, 0o755); err != nil {
+		return fmt.Errorf("run %s: %w", name, err)
+	}
+	if err := mountRoot(spec.Root, b.rootfs); err != nil {
+		return fmt.Errorf("run %s: mount root: %w", name, err)
+	}
+	defer func() {
+		b.removeStubs()
+		if uerr := snapshot.Unmount(b.rootfs); uerr != nil && err == nil {
+			err = fmt.Errorf("run %s: %w", name, uerr)
+		}
+	}()
+	var netns string
+	if spec.Network == executor.NetworkDefault {
+		ns, link := attachNetwork(sio)
+		if ns != nil {
+			defer ns.Close()
+			netns = ns.Path()
+		}
+		if link != nil {
+			defer detachNetwork(link, sio)
+		}
+	}
+	cfg, err := b.config(spec, netns)
+	if err != nil {
+		return fmt.Errorf("run %s: %w", name, err)
+	}
+	data, err := json.Marshal(cfg)
+	if err != nil {
+		return fmt.Errorf("run %s: %w", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), data, 0o600); err != nil {
+		return fmt.Errorf("run %s: %w", name, err)
+	}
+	return r.runBundle(ctx, b, name, sio)
+}
+
+// mountRoot mounts ms on dir as a private mount, so that nothing mounted
+// under it propagates to or from the host's other mounts.
+func mountRoot(ms []snapshot.Mount, dir string) error {
+	if err := snapshot.MountAll(ms, dir); err != nil {
+		return err
+	}
+	if err := unix.Mount("", dir, "", unix.MS_PRIVATE|unix.MS_REC, ""); err != nil {
+		_ = snapshot.Unmount(dir)
+		return fmt.Errorf("make %s private: %w", dir, err)
+	}
+	return nil
+}
+
+// attachNetwork makes a network namespace linked to the host. On failure
+// the run gets runc's own namespace (loopback only) and a warning.
+func attachNetwork(sio executor.IO) (*network.Namespace, *network.Link) {
+	ns, err := network.NewNamespace()
+	if err != nil {
+		warn(sio, "warning: network default: %v; the step has loopback only", err)
+		return nil, nil
+	}
+	link, err := network.Attach(ns.Tid)
+	if err != nil {
+		warn(sio, "warning: network default: %v; the step has loopback only", err)
+	}
+	return ns, link
+}
+
+func detachNetwork(link *network.Link, sio executor.IO) {
+	if err := link.Detach(); err != nil {
+		warn(sio, "warning: %v", err)
+	}
+}
+
+func warn(sio executor.IO, format string, args ...any) {
+	if sio.Stderr != nil {
+		fmt.Fprintf(sio.Stderr, format+"\n", args...)
+	}
+}
+
+// runBundle runs the bundle in the foreground and maps its outcome.
+func (r *Runtime) runBundle(ctx context.Context, b *bundle, name string, sio executor.IO) error {
+	id := "strata-" + randomID()
+	root := filepath.Join(r.stateDir, "runc")
+	logPath := filepath.Join(b.dir, "runc.log")
+	cmd := exec.Command(r.binary, "--root", root, "--log", logPath, "--log-format", "json",
+		"run", "--bundle", b.dir, id)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = sio.Stdin, sio.Stdout, sio.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// The container's streams close when it ends; a process that escaped
+	// its pid namespace cannot hold them longer than this.
+	cmd.WaitDelay = r.stopTimeout
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("run %s: start %s: %w", name, r.binary, err)
+	}
+	stopped := make(chan struct{})
+	waited := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		r.stopOnCancel(ctx, root, id, waited)
+	}()
+	waitErr := cmd.Wait()
+	close(waited)
+	<-stopped
+	_ = exec.Command(r.binary, "--root", root, "delete", "--force", id).Run()
+	if ctx.Err() != nil {
+		return fmt.Errorf("run %s: %w", name, ctx.Err())
+	}
+	if msg := runtimeError(logPath); msg != "" {
+		return fmt.Errorf("run %s: %s", name, msg)
+	}
+	var ee *exec.ExitError
+	if errors.As(waitErr, &ee) {
+		return &executor.ExitError{Code: ee.ExitCode()}
+	}
+	if waitErr != nil {
+		return fmt.Errorf("run %s: %w", name, waitErr)
+	}
+	return nil
+}
+
+// stopOnCancel sends the container the stop signal when ctx is cancelled,
+// and SIGKILL after the stop timeout, until waited is closed.
+func (r *Runtime) stopOnCancel(ctx context.Context, root, id string, waited <-chan struct{}) {
+	select {
+	case <-waited:
+		return
+	case <-ctx.Done():
+	}
+	sig := executor.StopSignal(ctx)
+	_ = exec.Command(r.binary, "--root", root, "kill", id, fmt.Sprint(int(sig))).Run()
+	timer := time.NewTimer(r.stopTimeout)
+	defer timer.Stop()
+	select {
+	case <-waited:
+	case <-timer.C:
+		_ = exec.Command(r.binary, "--root", root, "kill", id, "KILL").Run()
+	}
+}
+
+// runtimeError returns the runtime's own error messages from its JSON log:
+// the container never ran when there are any.
+func runtimeError(logPath string) string {
+	data, err := os.ReadFile(logPath)
+	if err != nil {
+		return ""
+	}
+	var msgs []string
+	for _, line := range bytes.Split(data, []byte("\n")) {
+		var entry struct {
+			Level string `json:"level"`
+			Msg   string `json:"msg"`
+		}
+		if json.Unmarshal(line, &entry) == nil && (entry.Level == "error" || entry.Level == "fatal") {
+			msgs = append(msgs, entry.Msg)
+		}
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// randomID returns 12 hex digits.
+func randomID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
