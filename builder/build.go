@@ -17,6 +17,7 @@ import (
 
 	"github.com/strata-build/strata/cache/images"
 	"github.com/strata-build/strata/context/ignore"
+	"github.com/strata-build/strata/executor"
 	"github.com/strata-build/strata/exporter"
 	"github.com/strata-build/strata/frontend/dockerfile"
 	"github.com/strata-build/strata/internal/progress"
@@ -50,6 +51,23 @@ type Options struct {
 	// CheckOnly stops once the Dockerfile is converted and linted
 	// (strata build --check): nothing is built or exported.
 	CheckOnly bool
+	// Pull re-resolves every base image against its registry (--pull): a
+	// new digest under the tag replaces the local one. Without it, only
+	// images missing from the local store are pulled.
+	Pull bool
+	// Secrets are the values of RUN --mount=type=secret by id. They reach
+	// the steps only, never a cache key, a layer, the history or progress.
+	Secrets map[string][]byte
+	// SSH maps the ids of RUN --mount=type=ssh to agent sockets.
+	SSH map[string]string
+	// Network is the network of RUN steps without --network.
+	Network llb.NetMode
+	// ExtraHosts are added to /etc/hosts in every RUN step (--add-host).
+	ExtraHosts []executor.HostIP
+	// AllowInsecure permits RUN --security=insecure (--allow security.insecure).
+	AllowInsecure bool
+	// Executor runs the RUN steps instead of the store's sandbox, if set.
+	Executor executor.Executor
 }
 
 // Result is what a build made.
@@ -102,7 +120,7 @@ func (s *Store) Build(ctx context.Context, opts Options) (*Result, error) {
 		BuildArgs:       opts.BuildArgs,
 		Labels:          opts.Labels,
 		Platform:        opts.Platform,
-		Resolver:        &resolver{s: s},
+		Resolver:        &resolver{s: s, pull: opts.Pull, progress: opts.Progress},
 		ContextExcludes: excludes,
 		NoCacheFilter:   opts.NoCacheFilter,
 		SourceDateEpoch: epoch,
@@ -120,9 +138,13 @@ func (s *Store) Build(ctx context.Context, opts Options) (*Result, error) {
 	}
 	ref := &ops.Ref{}
 	if conv.Root != nil {
+		applyRunOptions(conv.Root, opts)
 		def, err := llb.NewDefinition(conv.Root)
 		if err != nil {
 			return nil, err
+		}
+		if err := checkInsecure(def, opts); err != nil {
+			return nil, withSource(err, data)
 		}
 		scopeSteps(def, ctxDir, dfPath)
 		if ref, err = s.solve(ctx, def, ctxDir, opts); err != nil {
@@ -163,6 +185,12 @@ func (s *Store) solve(ctx context.Context, def *llb.Definition, ctxDir string, o
 		CacheMountDir: filepath.Join(s.Root, "cache-mounts"),
 		ContextDir:    ctxDir,
 		Progress:      opts.Progress,
+		Secrets:       opts.Secrets,
+		SSH:           opts.SSH,
+		AllowInsecure: opts.AllowInsecure,
+	}
+	if opts.Executor != nil {
+		w.Executor = opts.Executor
 	}
 	sv := solver.New(solver.Options{
 		Resolve:  w.Resolve,
@@ -250,4 +278,45 @@ func sourceDateEpoch(opts Options) (*time.Time, error) {
 	}
 	t := time.Unix(n, 0).UTC()
 	return &t, nil
+}
+
+// applyRunOptions gives every RUN step the build's network (unless the step
+// chose one) and extra hosts, before the graph's digests are computed.
+func applyRunOptions(root *llb.Vertex, opts Options) {
+	if opts.Network == llb.NetDefault && len(opts.ExtraHosts) == 0 {
+		return
+	}
+	seen := map[*llb.Vertex]bool{}
+	var visit func(v *llb.Vertex)
+	visit = func(v *llb.Vertex) {
+		if v == nil || seen[v] {
+			return
+		}
+		seen[v] = true
+		if e, ok := v.Op.(*llb.ExecOp); ok {
+			if e.Network == llb.NetDefault {
+				e.Network = opts.Network
+			}
+			for _, h := range opts.ExtraHosts {
+				e.ExtraHosts = append(e.ExtraHosts, h.Host+"="+h.IP)
+			}
+		}
+		for _, in := range v.Inputs {
+			visit(in)
+		}
+	}
+	visit(root)
+}
+
+// checkInsecure refuses RUN --security=insecure unless the build allows it.
+func checkInsecure(def *llb.Definition, opts Options) error {
+	if opts.AllowInsecure {
+		return nil
+	}
+	for _, v := range def.Vertices {
+		if e, ok := v.Op.(*llb.ExecOp); ok && e.Security == llb.SecurityInsecure {
+			return &solver.VertexError{Vertex: v, Err: errors.New("RUN --security=insecure is not allowed: the build needs --allow security.insecure")}
+		}
+	}
+	return nil
 }

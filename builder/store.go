@@ -101,6 +101,11 @@ func Open(ctx context.Context, root string) (*Store, error) {
 	return s, nil
 }
 
+// TmpDir is this process's private temp dir in the store: mount points and
+// executor state live there, and it is removed on Close or swept by the next
+// process after a crash.
+func (s *Store) TmpDir() string { return s.tmp }
+
 // claimTmp makes this process's private temp dir and holds its lock.
 func (s *Store) claimTmp() error {
 	dir, err := os.MkdirTemp(filepath.Join(s.Root, "tmp"), "p"+strconv.Itoa(os.Getpid())+"-")

@@ -1,16 +1,22 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/strata-build/strata/builder"
+	"github.com/strata-build/strata/executor"
 	"github.com/strata-build/strata/exporter"
 	"github.com/strata-build/strata/internal/progress"
+	"github.com/strata-build/strata/llb"
 )
 
 type buildFlags struct {
@@ -19,6 +25,8 @@ type buildFlags struct {
 	noCache                                       bool
 	check                                         bool
 	jobs                                          int
+	secrets, ssh, addHosts, allow                 []string
+	network, runtime                              string
 }
 
 func newBuild(g *globals) *cobra.Command {
@@ -45,6 +53,12 @@ func newBuild(g *globals) *cobra.Command {
 	fl.StringVar(&f.metadataFile, "metadata-file", "", "write build result metadata to this file")
 	fl.BoolVar(&f.check, "check", false, "only lint the Dockerfile: print its warnings, build nothing")
 	fl.IntVar(&f.jobs, "jobs", 0, "steps run at once (default: twice the CPUs, at least 4)")
+	fl.StringArrayVar(&f.secrets, "secret", nil, "secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR")
+	fl.StringArrayVar(&f.ssh, "ssh", nil, "agent socket for RUN --mount=type=ssh: default or ID=SOCKET (default: $SSH_AUTH_SOCK)")
+	fl.StringVar(&f.network, "network", "default", "network of RUN steps without --network: default, none, host")
+	fl.StringArrayVar(&f.addHosts, "add-host", nil, "add a host to /etc/hosts in RUN steps (HOST:IP)")
+	fl.StringArrayVar(&f.allow, "allow", nil, "allow an entitlement: security.insecure")
+	fl.StringVar(&f.runtime, "runtime", "sandbox", "what runs RUN steps: sandbox (built in) or runc")
 	return c
 }
 
@@ -64,6 +78,9 @@ func runBuild(c *cobra.Command, g *globals, f *buildFlags, contextDir string) er
 		return err
 	}
 	if opts.Labels, err = parseKV(f.labels, "--label", false); err != nil {
+		return err
+	}
+	if err := parseRunFlags(f, &opts); err != nil {
 		return err
 	}
 	if contextDir == "-" {
@@ -94,6 +111,9 @@ func runBuild(c *cobra.Command, g *globals, f *buildFlags, contextDir string) er
 		return err
 	}
 	defer st.Close()
+	if opts.Executor, err = newRuntime(f.runtime, st); err != nil {
+		return err
+	}
 	if opts.Exports, err = parseOutputs(f.outputs, st, len(f.tags) > 0); err != nil {
 		return err
 	}
@@ -207,4 +227,146 @@ func parseKV(vals []string, flag string, fromEnv bool) (map[string]string, error
 		m[k] = val
 	}
 	return m, nil
+}
+
+// parseRunFlags turns --secret, --ssh, --network, --add-host and --allow
+// into the build's options; secret values are read here.
+func parseRunFlags(f *buildFlags, opts *builder.Options) error {
+	var err error
+	if opts.Secrets, err = parseSecrets(f.secrets); err != nil {
+		return err
+	}
+	if opts.SSH, err = parseSSH(f.ssh); err != nil {
+		return err
+	}
+	switch f.network {
+	case "default", "":
+	case "none":
+		opts.Network = llb.NetNone
+	case "host":
+		opts.Network = llb.NetHost
+	default:
+		return usagef("--network: unknown mode %q (default, none, host)", f.network)
+	}
+	for _, h := range f.addHosts {
+		host, ip, ok := strings.Cut(h, ":")
+		if !ok {
+			host, ip, ok = strings.Cut(h, "=")
+		}
+		if !ok || host == "" || net.ParseIP(ip) == nil {
+			return usagef("--add-host %q: want HOST:IP", h)
+		}
+		opts.ExtraHosts = append(opts.ExtraHosts, executor.HostIP{Host: host, IP: ip})
+	}
+	for _, a := range f.allow {
+		switch a {
+		case "security.insecure":
+			opts.AllowInsecure = true
+		case "network.host":
+		default:
+			return usagef("--allow %q: unknown entitlement (security.insecure, network.host)", a)
+		}
+	}
+	return nil
+}
+
+// parseSecrets reads --secret values as docker buildx does:
+// [type=file|env,]id=ID[,src=FILE|source=FILE][,env=VAR].
+func parseSecrets(vals []string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	for _, v := range vals {
+		kv := map[string]string{}
+		for _, part := range strings.Split(v, ",") {
+			k, val, ok := strings.Cut(part, "=")
+			if !ok {
+				return nil, usagef("--secret %s: %q is not KEY=VALUE", v, part)
+			}
+			kv[strings.ToLower(strings.TrimSpace(k))] = val
+		}
+		id, typ := kv["id"], kv["type"]
+		src := kv["src"]
+		if src == "" {
+			src = kv["source"]
+		}
+		if typ == "" {
+			typ = "file"
+			if kv["env"] != "" || (src == "" && os.Getenv(id) != "") {
+				typ = "env"
+			}
+		}
+		if id == "" {
+			id = filepath.Base(src)
+			if typ == "env" {
+				id = kv["env"]
+			}
+		}
+		if id == "" {
+			return nil, usagef("--secret %s: no id", v)
+		}
+		switch typ {
+		case "file":
+			if src == "" {
+				return nil, usagef("--secret %s: no src=FILE", v)
+			}
+			b, err := os.ReadFile(src)
+			if err != nil {
+				return nil, fmt.Errorf("read secret %q: %w", id, err)
+			}
+			out[id] = b
+		case "env":
+			name := kv["env"]
+			if name == "" {
+				name = cmp.Or(src, id)
+			}
+			val, ok := os.LookupEnv(name)
+			if !ok {
+				return nil, fmt.Errorf("secret %q: environment variable %s is not set", id, name)
+			}
+			out[id] = []byte(val)
+		default:
+			return nil, usagef("--secret %s: unknown type %q (file, env)", v, typ)
+		}
+	}
+	return out, nil
+}
+
+// parseSSH reads --ssh values: ID or ID=SOCKET, where "default" without a
+// socket is $SSH_AUTH_SOCK. Only agent sockets are supported, not key files.
+func parseSSH(vals []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, v := range vals {
+		id, sock, _ := strings.Cut(v, "=")
+		if id == "" {
+			return nil, usagef("--ssh %q: no id", v)
+		}
+		if sock == "" {
+			if sock = os.Getenv("SSH_AUTH_SOCK"); sock == "" {
+				return nil, usagef("--ssh %s: no socket given and SSH_AUTH_SOCK is not set", v)
+			}
+		}
+		if strings.Contains(sock, ",") {
+			return nil, usagef("--ssh %s: key files are not supported; give an agent socket", v)
+		}
+		fi, err := os.Stat(sock)
+		if err != nil {
+			return nil, fmt.Errorf("--ssh %s: %w", id, err)
+		}
+		if fi.Mode().Type() != os.ModeSocket {
+			return nil, usagef("--ssh %s: %s is not an agent socket (key files are not supported)", id, sock)
+		}
+		out[id] = sock
+	}
+	return out, nil
+}
+
+// newRuntime returns the executor for --runtime; nil means the store's
+// built-in sandbox.
+func newRuntime(name string, st *builder.Store) (executor.Executor, error) {
+	switch name {
+	case "sandbox", "":
+		return nil, nil
+	case "runc":
+		return nil, errors.New("--runtime runc: the runc runtime is not available in this build of strata yet")
+	}
+	return nil, usagef("--runtime: unknown runtime %q (sandbox, runc)", name)
 }
