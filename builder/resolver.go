@@ -4,25 +4,52 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/strata-build/strata/cache/content"
 	"github.com/strata-build/strata/cache/images"
 	"github.com/strata-build/strata/frontend/dockerfile"
+	"github.com/strata-build/strata/internal/progress"
+	"github.com/strata-build/strata/registry"
 )
 
-// resolver finds base images in the local image store.
-type resolver struct{ s *Store }
+// resolver finds base images in the local image store, pulling from the
+// image's registry what is missing there, or everything when pull is set
+// (--pull). A reference by digest is never pulled again once stored.
+type resolver struct {
+	s        *Store
+	pull     bool
+	progress progress.Sink
+}
 
 func (r *resolver) ResolveImage(ctx context.Context, ref string, platform ocispec.Platform) (dockerfile.ResolvedImage, error) {
 	name, err := images.Normalize(ref)
 	if err != nil {
 		return dockerfile.ResolvedImage{}, err
 	}
-	img, err := r.s.Images.Get(ctx, name)
-	if errors.Is(err, images.ErrNotFound) {
-		return dockerfile.ResolvedImage{}, fmt.Errorf("image %s not found in the local store (add it with strata load or strata import)", images.Familiar(name))
+	if !r.pull || strings.Contains(name, "@") {
+		ri, err := r.local(ctx, name, platform)
+		if !errors.Is(err, images.ErrNotFound) && !errors.Is(err, content.ErrNotFound) {
+			return ri, err
+		}
 	}
+	p := registry.New(r.s.Content, r.s.Images, registry.Options{Progress: r.progress})
+	if _, err := p.Pull(ctx, name, platform); err != nil {
+		if r.pull {
+			return dockerfile.ResolvedImage{}, err
+		}
+		return dockerfile.ResolvedImage{}, fmt.Errorf("image %s is not in the local store and could not be pulled: %w", images.Familiar(name), err)
+	}
+	return r.local(ctx, name, platform)
+}
+
+// local resolves name in the local store; the error wraps
+// images.ErrNotFound or content.ErrNotFound when the image or the
+// platform's manifest is missing.
+func (r *resolver) local(ctx context.Context, name string, platform ocispec.Platform) (dockerfile.ResolvedImage, error) {
+	img, err := r.s.Images.Get(ctx, name)
 	if err != nil {
 		return dockerfile.ResolvedImage{}, err
 	}
