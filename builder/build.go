@@ -51,6 +51,10 @@ type Options struct {
 	// CheckOnly stops once the Dockerfile is converted and linted
 	// (strata build --check): nothing is built or exported.
 	CheckOnly bool
+	// Pull re-resolves every base image against its registry (--pull): a
+	// new digest under the tag replaces the local one. Without it, only
+	// images missing from the local store are pulled.
+	Pull bool
 	// Secrets are the values of RUN --mount=type=secret by id. They reach
 	// the steps only, never a cache key, a layer, the history or progress.
 	Secrets map[string][]byte
@@ -116,7 +120,7 @@ func (s *Store) Build(ctx context.Context, opts Options) (*Result, error) {
 		BuildArgs:       opts.BuildArgs,
 		Labels:          opts.Labels,
 		Platform:        opts.Platform,
-		Resolver:        &resolver{s: s},
+		Resolver:        &resolver{s: s, pull: opts.Pull, progress: opts.Progress},
 		ContextExcludes: excludes,
 		NoCacheFilter:   opts.NoCacheFilter,
 		SourceDateEpoch: epoch,
