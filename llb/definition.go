@@ -110,6 +110,10 @@ func validate(v *Vertex) error {
 				}
 			}
 		}
+	case *MergeOp:
+		if len(v.Inputs) < 2 {
+			return fmt.Errorf("llb: merge op %q needs at least 2 inputs, has %d", v.Meta.Name, len(v.Inputs))
+		}
 	default:
 		return fmt.Errorf("llb: unknown op %T", v.Op)
 	}
