@@ -42,6 +42,7 @@ import (
 	"runtime"
 	"strings"
 
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 )
 
@@ -163,23 +164,41 @@ func overlapsHost(subnet netip.Prefix) bool {
 // configure addresses eth0 inside the namespace, routes through the host
 // end, and sets up forwarding and masquerading on the host.
 func (l *Link) configure(pid int) error {
-	inside := fmt.Sprintf("addr add %s dev eth0\nlink set eth0 up\nroute add default via %s\n",
-		netip.PrefixFrom(l.Addr, 30), l.Gateway)
-	if err := inNamespace(pid, func() error { return run(inside, "ip", "-batch", "-") }); err != nil {
-		return fmt.Errorf("configure eth0: %w", err)
-	}
 	if err := enableForwarding(); err != nil {
 		return err
 	}
-	if _, err := exec.LookPath("nft"); err == nil {
-		l.firewall = "nft"
-		return run(l.nftTable(), "nft", "-f", "-")
+	// The two sides are independent: configure them at the same time.
+	var g errgroup.Group
+	g.Go(func() error {
+		inside := fmt.Sprintf("addr add %s dev eth0\nlink set eth0 up\nroute add default via %s\n",
+			netip.PrefixFrom(l.Addr, 30), l.Gateway)
+		if err := inNamespace(pid, func() error { return run(inside, "ip", "-batch", "-") }); err != nil {
+			return fmt.Errorf("configure eth0: %w", err)
+		}
+		return nil
+	})
+	l.firewall = firewall()
+	g.Go(func() error {
+		switch l.firewall {
+		case "nft":
+			return run(l.nftTable(), "nft", "-f", "-")
+		case "iptables":
+			return run("", "iptables", l.iptablesRule("-A")...)
+		}
+		return errors.New("masquerade: neither nft nor iptables is installed")
+	})
+	return g.Wait()
+}
+
+// firewall returns the masquerading tool to use: nft, else iptables, else
+// "".
+func firewall() string {
+	for _, name := range []string{"nft", "iptables"} {
+		if _, err := exec.LookPath(name); err == nil {
+			return name
+		}
 	}
-	if _, err := exec.LookPath("iptables"); err == nil {
-		l.firewall = "iptables"
-		return run("", "iptables", l.iptablesRule("-A")...)
-	}
-	return errors.New("masquerade: neither nft nor iptables is installed")
+	return ""
 }
 
 // nftTable is the nftables script that masquerades the link's traffic.
@@ -232,7 +251,8 @@ func (l *Link) Detach() error {
 // that died while a run was attached left behind.
 func Sweep() error {
 	var errs []error
-	if _, err := exec.LookPath("nft"); err == nil {
+	switch firewall() {
+	case "nft":
 		out, err := output("nft", "list", "tables", "ip")
 		if err != nil {
 			return fmt.Errorf("sweep networks: %w", err)
@@ -245,8 +265,7 @@ func Sweep() error {
 				}
 			}
 		}
-	}
-	if _, err := exec.LookPath("iptables"); err == nil {
+	case "iptables":
 		out, err := output("iptables", "-w", "-t", "nat", "-S", "POSTROUTING")
 		if err != nil {
 			return fmt.Errorf("sweep networks: %w", err)
