@@ -22,7 +22,7 @@ import (
 type buildFlags struct {
 	file, target, progress, iidfile, metadataFile string
 	tags, buildArgs, outputs, labels, noCacheFilt []string
-	noCache                                       bool
+	noCache, pull                                 bool
 	check                                         bool
 	jobs                                          int
 	secrets, ssh, addHosts, allow                 []string
@@ -45,6 +45,7 @@ func newBuild(g *globals) *cobra.Command {
 	fl.StringArrayVar(&f.buildArgs, "build-arg", nil, "set a build-time variable (KEY=VALUE, or KEY to take it from the environment)")
 	fl.StringVar(&f.target, "target", "", "build this stage")
 	fl.BoolVar(&f.noCache, "no-cache", false, "do not use the cache")
+	fl.BoolVar(&f.pull, "pull", false, "always pull the base images again (a newer digest replaces the local one)")
 	fl.StringArrayVar(&f.noCacheFilt, "no-cache-filter", nil, "do not use the cache for these stages")
 	fl.StringArrayVarP(&f.outputs, "output", "o", nil, "output: type=image|oci|docker,dest=PATH,name=NAME")
 	fl.StringArrayVar(&f.labels, "label", nil, "set a label on the image (KEY=VALUE)")
@@ -68,6 +69,7 @@ func runBuild(c *cobra.Command, g *globals, f *buildFlags, contextDir string) er
 		Dockerfile:    f.file,
 		Target:        f.target,
 		NoCache:       f.noCache,
+		Pull:          f.pull,
 		NoCacheFilter: f.noCacheFilt,
 		Jobs:          f.jobs,
 		Tags:          f.tags,

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/spf13/cobra"
+
+	"github.com/strata-build/strata/builder"
+	"github.com/strata-build/strata/cache/images"
+	"github.com/strata-build/strata/internal/progress"
+	"github.com/strata-build/strata/registry"
+)
+
+func newPull(g *globals) *cobra.Command {
+	var platform string
+	var quiet bool
+	c := &cobra.Command{
+		Use:   "pull [OPTIONS] NAME[:TAG|@DIGEST]",
+		Short: "Download an image from a registry into the store",
+		Args:  exactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			p, err := pullPlatform(platform)
+			if err != nil {
+				return err
+			}
+			if _, err := images.Normalize(args[0]); err != nil {
+				return usagef("pull: %v", err)
+			}
+			return withStore(c, g, func(st *builder.Store) error {
+				var sink progress.Sink = progress.NewPlain(c.ErrOrStderr())
+				if quiet {
+					sink = progress.Discard
+				}
+				res, err := registry.New(st.Content, st.Images, registry.Options{Progress: sink}).Pull(c.Context(), args[0], p)
+				if err != nil {
+					return err
+				}
+				printPull(c, res, quiet)
+				return nil
+			})
+		},
+	}
+	c.Flags().StringVar(&platform, "platform", "", "pull this platform of a multi-platform image (os/arch[/variant]; default: this machine's)")
+	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the image name")
+	return c
+}
+
+// printPull writes what docker pull writes once a pull is done.
+func printPull(c *cobra.Command, res registry.Result, quiet bool) {
+	out := c.OutOrStdout()
+	if !quiet {
+		short := images.Familiar(res.Image.Name)
+		fmt.Fprintf(out, "%s: %d blobs fetched (%d bytes), %d already present\n", short, res.Fetched, res.FetchedBytes, res.Present)
+		fmt.Fprintf(out, "Digest: %s\n", res.Image.Target.Digest)
+		if res.Updated {
+			fmt.Fprintf(out, "Status: Downloaded newer image for %s\n", short)
+		} else {
+			fmt.Fprintf(out, "Status: Image is up to date for %s\n", short)
+		}
+	}
+	fmt.Fprintln(out, res.Image.Name)
+}
+
+// pullPlatform parses os/arch[/variant]; "" is this machine's platform.
+func pullPlatform(s string) (ocispec.Platform, error) {
+	if s == "" {
+		return defaultPlatform(), nil
+	}
+	parts := strings.Split(s, "/")
+	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
+		return ocispec.Platform{}, usagef("--platform %q: want os/arch or os/arch/variant", s)
+	}
+	p := ocispec.Platform{OS: parts[0], Architecture: parts[1]}
+	if len(parts) == 3 {
+		p.Variant = parts[2]
+	}
+	return p, nil
+}
