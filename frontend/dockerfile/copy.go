@@ -137,6 +137,9 @@ func (c *converter) dispatchCopy(s *stage, cs copySpec, cmd command) error {
 	}
 	v := &llb.Vertex{Inputs: []*llb.Vertex{s.root}}
 	op := &llb.FileOp{Base: 0}
+	if cs.linked() {
+		v.Inputs, op.Base = nil, -1 // onto scratch, merged below
+	}
 	msg := cs.verb()
 	if cs.parents {
 		msg += " --parents"
@@ -164,7 +167,11 @@ func (c *converter) dispatchCopy(s *stage, cs copySpec, cmd command) error {
 	msg += " " + cs.DestPath
 	v.Op = op
 	v.Meta = c.meta(s, s.prefix(c.displayName(s, cmd), cmd.onBuild), cmd.Location(), cmd.step)
-	s.root = v
+	if cs.linked() {
+		s.root = c.linkMerge(s, s.root, v, cmd)
+	} else {
+		s.root = v
+	}
 	c.commitHistory(&s.img, msg, true, true)
 	return nil
 }
