@@ -16,7 +16,11 @@
 // requested user with Docker's default capabilities and seccomp profile.
 // As PID 1 it reaps orphans; when the command exits it kills whatever the
 // command left behind and reports the exit code. Cancelling the context
-// kills the init, and the kernel kills the whole pid namespace with it.
+// sends the init the stop signal (StopSignal: SIGINT for a build
+// interrupted by Ctrl-C, else SIGTERM), which it forwards to the command's
+// process group; after StopTimeout the init is killed, and the kernel kills
+// the whole pid namespace with it. The runc subpackage is the other
+// Executor, running the same Spec with an OCI runtime.
 //
 //	sb, err := executor.NewSandbox(executor.SandboxOptions{StateDir: dir})
 //	err = sb.Run(ctx, executor.Spec{Args: []string{"/bin/sh", "-c", "make"}, Root: mounts}, executor.IO{Stdout: w, Stderr: w})
@@ -42,7 +46,9 @@ type NetworkMode int
 
 const (
 	// NetworkDefault gives the run a private network namespace with
-	// loopback up.
+	// loopback up and eth0, a veth link to the host through which the run
+	// reaches what the host reaches (see package network); without the
+	// permission to make the link, loopback only and a warning on stderr.
 	NetworkDefault NetworkMode = iota
 	// NetworkNone gives the run a private network namespace with only
 	// loopback.

@@ -102,3 +102,16 @@ func BenchmarkRuncRunTrue(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkRuncRunTrueNetworkNone(b *testing.B) {
+	requireRunc(b)
+	rt, _ := newRuntime(b)
+	root := overlayRoot(b)
+	ctx := context.Background()
+	for b.Loop() {
+		spec := executor.Spec{Args: []string{"/bin/true"}, Root: root, Network: executor.NetworkNone}
+		if err := rt.Run(ctx, spec, executor.IO{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
