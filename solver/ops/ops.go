@@ -86,6 +86,8 @@ func (w *Worker) Resolve(v *llb.Vertex) (solver.Op, error) {
 		return &execOp{w: w, v: v, op: op}, nil
 	case *llb.FileOp:
 		return &fileOp{w: w, v: v, op: op}, nil
+	case *llb.MergeOp:
+		return &mergeOp{w: w, v: v}, nil
 	}
 	return nil, fmt.Errorf("unknown op %T", v.Op)
 }
