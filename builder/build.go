@@ -192,14 +192,18 @@ func (s *Store) solve(ctx context.Context, def *llb.Definition, ctxDir string, o
 	if opts.Executor != nil {
 		w.Executor = opts.Executor
 	}
+	cs := &ops.CacheStore{Records: s.Records, Snapshotter: s.Snapshotter}
 	sv := solver.New(solver.Options{
 		Resolve:  w.Resolve,
-		Cache:    &ops.CacheStore{Records: s.Records, Snapshotter: s.Snapshotter},
+		Cache:    cs,
 		Jobs:     jobs(opts.Jobs),
 		Progress: opts.Progress,
 		NoCache:  opts.NoCache,
 	})
 	r, err := sv.Solve(ctx, def.Root)
+	if ferr := cs.Flush(); err == nil && ferr != nil {
+		err = ferr
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -323,3 +323,46 @@ func TestDeepLayerChain(t *testing.T) {
 		t.Errorf("/ends = %q", got)
 	}
 }
+
+// A miss names what changed: a build arg with its old and new value, an
+// edited file, or a rebuilt parent.
+func TestMissReasons(t *testing.T) {
+	e := newEnv(t)
+	df := "FROM busybox\nARG VERSION\nRUN echo $VERSION > /v\nCOPY app.txt /app.txt\nRUN cat /app.txt /v > /all\n"
+	dir := writeContext(t, map[string]string{"Dockerfile": df, "app.txt": "a\n"})
+	e.mustBuild(dir, builder.Options{BuildArgs: map[string]string{"VERSION": "1"}})
+	res, _ := e.mustBuild(dir, builder.Options{BuildArgs: map[string]string{"VERSION": "2"}})
+	want := map[string]string{
+		"RUN echo 2 > /v":       "build arg VERSION changed from 1 to 2",
+		"COPY app.txt /app.txt": "parent step missed",
+	}
+	checkReasons(t, res.Steps, want)
+	if err := os.WriteFile(filepath.Join(dir, "app.txt"), []byte("b\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, _ = e.mustBuild(dir, builder.Options{BuildArgs: map[string]string{"VERSION": "2"}})
+	checkReasons(t, res.Steps, map[string]string{"COPY app.txt /app.txt": "file app.txt changed"})
+	for _, s := range res.Steps {
+		if strings.HasSuffix(s.Name, "RUN echo 2 > /v") && s.Status != "cached" {
+			t.Errorf("%s is %s after a context edit, want cached", s.Name, s.Status)
+		}
+	}
+}
+
+func checkReasons(t *testing.T, steps []builder.Step, want map[string]string) {
+	t.Helper()
+	for suffix, reason := range want {
+		found := false
+		for _, s := range steps {
+			if strings.HasSuffix(s.Name, suffix) {
+				found = true
+				if s.Reason != reason {
+					t.Errorf("%s: reason %q, want %q", s.Name, s.Reason, reason)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no step ending in %q in %+v", suffix, steps)
+		}
+	}
+}

@@ -170,8 +170,12 @@ func (s *Store) layerOf(ctx context.Context, name, parent string, epoch *time.Ti
 	if epoch != nil {
 		recName = fmt.Sprintf("%s@%d", name, epoch.Unix())
 	}
-	if l, err := s.Records.Layer(recName); err != nil || l != nil {
-		return l, err
+	l, err := s.Records.Layer(recName)
+	if err != nil {
+		return nil, err
+	}
+	if l != nil && (l.Empty || s.hasBlob(ctx, l.Blob.Digest)) {
+		return l, nil
 	}
 	var lower []snapshot.Mount
 	if parent != "" {
@@ -199,7 +203,7 @@ func (s *Store) layerOf(ctx context.Context, name, parent string, epoch *time.Ti
 	pr, pw := io.Pipe()
 	done := make(chan int, 1)
 	go func() {
-		n, err := layer.WriteDiff(ctx, pw, lower, upper, layer.DiffOptions{SourceDateEpoch: epoch})
+		n, err := layer.WriteDiff(ctx, pw, lower, upper, layer.DiffOptions{SourceDateEpoch: epoch, TempDir: s.tmp})
 		pw.CloseWithError(err)
 		done <- n
 	}()
@@ -209,16 +213,22 @@ func (s *Store) layerOf(ctx context.Context, name, parent string, epoch *time.Ti
 	if err != nil {
 		return nil, err
 	}
-	l := cache.Layer{DiffID: diffID, Blob: blob, Empty: entries == 0}
+	l = &cache.Layer{DiffID: diffID, Blob: blob, Empty: entries == 0}
 	if !l.Empty {
 		if err := cw.Commit(blob.Size, blob.Digest); err != nil {
 			return nil, err
 		}
 	}
-	if err := s.Records.SaveLayer(recName, l); err != nil {
+	if err := s.Records.SaveLayer(recName, *l); err != nil {
 		return nil, err
 	}
-	return &l, nil
+	return l, nil
+}
+
+// hasBlob reports whether the content store holds a blob.
+func (s *Store) hasBlob(ctx context.Context, d digest.Digest) bool {
+	_, err := s.Content.Info(ctx, d)
+	return err == nil
 }
 
 // overlayUpper rewrites a read-only overlay view of a snapshot into a mount

@@ -99,27 +99,36 @@ func (r *Records) SaveResult(key digest.Digest, snapshot string) error {
 	return put(r.db, bucketResults, key.String(), ResultRecord{Snapshot: snapshot, Created: now, LastUsed: now})
 }
 
-// TouchResult marks key as used now.
-func (r *Records) TouchResult(key digest.Digest) error {
+// TouchResults marks keys as used now, in one transaction.
+func (r *Records) TouchResults(keys []digest.Digest) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	now := time.Now().UTC()
 	return r.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketResults)
 		if b == nil {
 			return nil
 		}
-		v := b.Get([]byte(key.String()))
-		if v == nil {
-			return nil
+		for _, key := range keys {
+			v := b.Get([]byte(key.String()))
+			if v == nil {
+				continue
+			}
+			var rec ResultRecord
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return err
+			}
+			rec.LastUsed = now
+			data, err := json.Marshal(rec)
+			if err != nil {
+				return err
+			}
+			if err := b.Put([]byte(key.String()), data); err != nil {
+				return err
+			}
 		}
-		var rec ResultRecord
-		if err := json.Unmarshal(v, &rec); err != nil {
-			return err
-		}
-		rec.LastUsed = time.Now().UTC()
-		data, err := json.Marshal(rec)
-		if err != nil {
-			return err
-		}
-		return b.Put([]byte(key.String()), data)
+		return nil
 	})
 }
 

@@ -34,7 +34,7 @@ func WriteDiff(ctx context.Context, w io.Writer, lower, upper []snapshot.Mount, 
 	if dir, ok := upperDir(upper); ok {
 		err = diffUpper(ctx, t, dir, "")
 	} else if src, ok := bindSource(upper); ok {
-		err = withLowerRoot(lower, func(lowerRoot string) error {
+		err = withLowerRoot(lower, opts.TempDir, func(lowerRoot string) error {
 			return diffTrees(ctx, t, lowerRoot, src)
 		})
 	} else {
@@ -72,7 +72,7 @@ func bindSource(ms []snapshot.Mount) (string, bool) {
 
 // withLowerRoot calls fn with a directory showing lower: "" for none, the
 // source of a bind, or a temporary read-only mount of anything else.
-func withLowerRoot(lower []snapshot.Mount, fn func(string) error) error {
+func withLowerRoot(lower []snapshot.Mount, tmp string, fn func(string) error) error {
 	if len(lower) == 0 {
 		return fn("")
 	}
@@ -83,7 +83,10 @@ func withLowerRoot(lower []snapshot.Mount, fn func(string) error) error {
 	for i := range ro {
 		ro[i].Options = append(slices.Clone(ro[i].Options), "ro")
 	}
-	return snapshot.WithTempMount(os.TempDir(), ro, fn)
+	if tmp == "" {
+		tmp = os.TempDir()
+	}
+	return snapshot.WithTempMount(tmp, ro, fn)
 }
 
 // diffUpper writes the overlay upper dir root/rel, in name order.

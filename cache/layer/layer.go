@@ -33,6 +33,9 @@ import (
 type DiffOptions struct {
 	// SourceDateEpoch, when set, clamps every mtime later than it to it.
 	SourceDateEpoch *time.Time
+	// TempDir holds the mount point of a lower that must be mounted to be
+	// compared (default os.TempDir()); put it where a sweep will find it.
+	TempDir string
 }
 
 // ErrEscape is wrapped by Apply's error for an entry whose path, parent

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 
 	digest "github.com/opencontainers/go-digest"
 
@@ -16,6 +17,9 @@ import (
 type CacheStore struct {
 	Records     *cache.Records
 	Snapshotter snapshot.Snapshotter
+
+	mu      sync.Mutex
+	touched []digest.Digest // hits to mark used, written once by Flush
 }
 
 // Lookup returns the committed snapshot a key points at; a record whose
@@ -30,10 +34,20 @@ func (c *CacheStore) Lookup(ctx context.Context, key digest.Digest) (solver.Resu
 			return nil, false, nil
 		}
 	}
-	if err := c.Records.TouchResult(key); err != nil {
-		return nil, false, err
-	}
+	c.mu.Lock()
+	c.touched = append(c.touched, key)
+	c.mu.Unlock()
 	return &Ref{Snapshot: rec.Snapshot}, true, nil
+}
+
+// Flush records the hits since the last Flush as used now, in one
+// transaction rather than one per hit.
+func (c *CacheStore) Flush() error {
+	c.mu.Lock()
+	keys := c.touched
+	c.touched = nil
+	c.mu.Unlock()
+	return c.Records.TouchResults(keys)
 }
 
 // Save records a result; host directories are never recorded.

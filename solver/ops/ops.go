@@ -15,9 +15,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	digest "github.com/opencontainers/go-digest"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata/cache"
 	"github.com/strata-build/strata/cache/content"
@@ -152,8 +152,6 @@ type logWriter struct {
 }
 
 func (l *logWriter) Write(p []byte) (int, error) {
-	l.sink.Emit(progress.Event{Vertex: l.v.Digest(), Name: l.v.Meta.Name, Status: progress.Log, Data: append([]byte(nil), p...), Stream: l.stream})
+	l.sink.Emit(progress.Event{Vertex: l.v.Digest(), Name: l.v.Meta.Name, Status: progress.Log, Time: time.Now(), Data: append([]byte(nil), p...), Stream: l.stream})
 	return len(p), nil
 }
-
-var _ = ocispec.Descriptor{}
