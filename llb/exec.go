@@ -34,6 +34,10 @@ type ExecOp struct {
 	// SecretEnv maps environment variable names to secret IDs; values
 	// never enter the op, its digest or the image.
 	SecretEnv map[string]string `json:",omitempty"`
+	// ProxyEnv holds the predefined proxy build args (HTTP_PROXY, ...) the
+	// step sees. Like BuildKit, strata keeps them out of the op's digest and
+	// so out of its cache key: a proxy change does not re-run a step.
+	ProxyEnv []string `json:"-"`
 }
 
 // MountType is the kind of a RUN mount.

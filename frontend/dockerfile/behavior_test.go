@@ -67,16 +67,25 @@ func TestConfigInheritance(t *testing.T) {
 	}
 }
 
-func TestProxyArgsStayOutOfHistory(t *testing.T) {
-	res, err := convertString("FROM busybox\nRUN true\n", func(o *Options) {
-		o.BuildArgs = map[string]string{"HTTPS_PROXY": "http://p:1", "UNUSED": "x"}
-	})
-	if err != nil {
-		t.Fatal(err)
+func TestProxyArgsStayOutOfHistoryAndKeys(t *testing.T) {
+	conv := func(proxy string) *Result {
+		res, err := convertString("FROM busybox\nRUN true\n", func(o *Options) {
+			o.BuildArgs = map[string]string{"HTTPS_PROXY": proxy, "UNUSED": "x"}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
 	}
+	res := conv("http://p:1")
 	exec := res.Root.Op.(*llb.ExecOp)
-	if !slices.Contains(exec.Env, "HTTPS_PROXY=http://p:1") || slices.ContainsFunc(exec.Env, func(s string) bool { return strings.HasPrefix(s, "UNUSED=") }) {
-		t.Errorf("exec env %q", exec.Env)
+	if !slices.Contains(exec.ProxyEnv, "HTTPS_PROXY=http://p:1") || slices.ContainsFunc(exec.Env, func(s string) bool {
+		return strings.HasPrefix(s, "UNUSED=") || strings.HasPrefix(s, "HTTPS_PROXY=")
+	}) {
+		t.Errorf("exec env %q, proxy env %q", exec.Env, exec.ProxyEnv)
+	}
+	if other := conv("http://q:2"); other.Root.Digest() != res.Root.Digest() {
+		t.Error("a proxy value changed the step's digest (and so its cache key)")
 	}
 	last := res.Image.History[len(res.Image.History)-1]
 	if last.CreatedBy != "RUN /bin/sh -c true # buildkit" || last.EmptyLayer {

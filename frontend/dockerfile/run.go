@@ -3,6 +3,7 @@ package dockerfile
 import (
 	"fmt"
 	"path"
+	"sort"
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -15,10 +16,11 @@ import (
 func (c *converter) dispatchRun(s *stage, x *instructions.RunCommand, cmd command) error {
 	v := &llb.Vertex{Inputs: []*llb.Vertex{s.root}}
 	exec := &llb.ExecOp{
-		Env:    c.execEnv(s),
-		Cwd:    s.dir,
-		User:   s.user,
-		Mounts: []llb.Mount{{Type: llb.MountBind, Dest: "/", Input: 0}},
+		Env:      s.env.sorted(),
+		ProxyEnv: c.proxyEnv(s),
+		Cwd:      s.dir,
+		User:     s.user,
+		Mounts:   []llb.Mount{{Type: llb.MountBind, Dest: "/", Input: 0}},
 	}
 	args, suffix, err := c.runArgs(s, x, v, exec)
 	if err != nil {
@@ -67,17 +69,19 @@ func (c *converter) argNames(s *stage) []string {
 	return out
 }
 
-// execEnv is the build env of a stage, plus the proxy build args, sorted.
-func (c *converter) execEnv(s *stage) []string {
-	env := s.env.clone()
+// proxyEnv is the proxy build args given to the build that the stage's env
+// does not set itself, sorted.
+func (c *converter) proxyEnv(s *stage) []string {
+	var out []string
 	for _, k := range proxyArgs {
 		if v, ok := c.opts.BuildArgs[k]; ok {
-			if _, set := env.Get(k); !set {
-				env.set(k, v)
+			if _, set := s.env.Get(k); !set {
+				out = append(out, k+"="+v)
 			}
 		}
 	}
-	return env.sorted()
+	sort.Strings(out)
+	return out
 }
 
 // runArgs builds the command line of a RUN, heredocs included. A single

@@ -87,7 +87,7 @@ func (o *execOp) Exec(ctx context.Context, inputs []solver.Result) (solver.Resul
 func (o *execOp) spec(ctx context.Context, rootMounts []snapshot.Mount, inputs []solver.Result, ms *mountSet) (executor.Spec, error) {
 	spec := executor.Spec{
 		Args:     o.op.Args,
-		Env:      slices.Clone(o.op.Env),
+		Env:      append(slices.Clone(o.op.Env), o.op.ProxyEnv...),
 		Cwd:      o.op.Cwd,
 		User:     o.op.User,
 		Hostname: o.op.Hostname,
