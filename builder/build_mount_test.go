@@ -2,11 +2,13 @@ package builder_test
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/strata-build/strata/builder"
+	"github.com/strata-build/strata/executor/runc"
 )
 
 // layerNames lists every entry name of the image's layers after the first
@@ -140,6 +142,37 @@ RUN --mount=type=bind,from=stage,source=/nope,target=/m true
 `}, builder.Options{})
 	if !strings.Contains(err.Error(), "mount source /nope: not found") || !strings.Contains(err.Error(), "Dockerfile:4") {
 		t.Errorf("error %q does not name the missing source and the line", err)
+	}
+	assertNoMountsLeft(t, e.store)
+}
+
+func TestMountsUnderRunc(t *testing.T) {
+	e := newEnv(t)
+	if _, err := exec.LookPath("runc"); err != nil {
+		t.Skip("runc is not installed")
+	}
+	rt, err := runc.New(runc.Options{StateDir: filepath.Join(e.store.TmpDir(), "runc")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := writeContext(t, map[string]string{"ctxdir/a": "context-a\n", "Dockerfile": `FROM busybox AS stage
+RUN mkdir -p /out/dir && echo from-stage > /out/dir/f
+FROM busybox
+RUN --mount=type=cache,target=/var/cache/app sh -c 'echo run >> /var/cache/app/log; cat /var/cache/app/log > /seen'
+RUN --mount=type=bind,from=stage,source=/out/dir,target=/m --mount=type=bind,source=ctxdir,target=/ctx cat /m/f /ctx/a > /binds
+RUN --mount=type=secret,id=tok,target=/deep/tok cat /deep/tok | wc -c > /toklen
+`})
+	opts := builder.Options{Executor: rt, Secrets: map[string][]byte{"tok": []byte("12345")}}
+	for i, want := range []string{"run\n", "run\nrun\n"} {
+		opts.NoCache = i > 0
+		res, _ := e.mustBuild(dir, opts)
+		img := e.readImage(res)
+		for p, w := range map[string]string{"/seen": want, "/binds": "from-stage\ncontext-a\n", "/toklen": "5\n"} {
+			if got := fileData(img, p); got != w {
+				t.Errorf("build %d: %s = %q, want %q", i+1, p, got, w)
+			}
+		}
+		assertNoPaths(t, img, "/var/cache", "/m", "/ctx", "/deep")
 	}
 	assertNoMountsLeft(t, e.store)
 }

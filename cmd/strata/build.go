@@ -3,7 +3,6 @@ package main
 import (
 	"cmp"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/strata-build/strata/builder"
 	"github.com/strata-build/strata/executor"
+	"github.com/strata-build/strata/executor/runc"
 	"github.com/strata-build/strata/exporter"
 	"github.com/strata-build/strata/internal/progress"
 	"github.com/strata-build/strata/llb"
@@ -368,7 +368,11 @@ func newRuntime(name string, st *builder.Store) (executor.Executor, error) {
 	case "sandbox", "":
 		return nil, nil
 	case "runc":
-		return nil, errors.New("--runtime runc: the runc runtime is not available in this build of strata yet")
+		rt, err := runc.New(runc.Options{StateDir: filepath.Join(st.TmpDir(), "runc")})
+		if err != nil {
+			return nil, fmt.Errorf("--runtime runc: %w", err)
+		}
+		return rt, nil
 	}
 	return nil, usagef("--runtime: unknown runtime %q (sandbox, runc)", name)
 }
