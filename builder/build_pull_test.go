@@ -161,7 +161,7 @@ func TestBuildWithUnreachableRegistry(t *testing.T) {
 	}
 	missing := writeContext(t, map[string]string{"Dockerfile": "FROM " + reg.Ref("other:1") + "\n"})
 	_, _, err = e.build(missing, builder.Options{})
-	want = "image " + reg.Host + "/other:1 is not in the local store and could not be pulled: pull " + reg.Host + "/other:1 from registry " + reg.Host
+	want = "image " + reg.Host + "/other:1 not found in the local store and could not be pulled: pull " + reg.Host + "/other:1 from registry " + reg.Host
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("missing image with the registry down = %v, want %q", err, want)
 	}

@@ -40,7 +40,7 @@ func (r *resolver) ResolveImage(ctx context.Context, ref string, platform ocispe
 		if r.pull {
 			return dockerfile.ResolvedImage{}, err
 		}
-		return dockerfile.ResolvedImage{}, fmt.Errorf("image %s is not in the local store and could not be pulled: %w", images.Familiar(name), err)
+		return dockerfile.ResolvedImage{}, fmt.Errorf("image %s not found in the local store and could not be pulled: %w", images.Familiar(name), err)
 	}
 	return r.local(ctx, name, platform)
 }
