@@ -1,6 +1,7 @@
 package builder_test
 
 import (
+	"archive/tar"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -175,4 +176,33 @@ RUN --mount=type=secret,id=tok,target=/deep/tok cat /deep/tok | wc -c > /toklen
 		assertNoPaths(t, img, "/var/cache", "/m", "/ctx", "/deep")
 	}
 	assertNoMountsLeft(t, e.store)
+}
+
+func TestMountsOnExistingDirsLeaveLayersExact(t *testing.T) {
+	e := newEnv(t)
+	img := e.buildImage(map[string]string{"Dockerfile": `FROM busybox
+RUN --mount=type=tmpfs,target=/tmp echo x > /tmp/y && echo ok > /tmpfs-ok
+RUN <<EOF
+#!/bin/sh
+echo heredoc > /heredoc
+EOF
+RUN --mount=type=cache,target=/var sh -c 'echo v > /var/v; echo ok > /cache-ok'
+`}, builder.Options{})
+	want := [][]string{{"tmpfs-ok"}, {"heredoc"}, {"cache-ok"}}
+	if len(img.layers) != 1+len(want) {
+		t.Fatalf("%d layers, want %d", len(img.layers), 1+len(want))
+	}
+	for i, w := range want {
+		var got []string
+		for _, en := range img.layers[i+1] {
+			name := strings.TrimSuffix(strings.TrimPrefix(en.hdr.Name, "./"), "/")
+			if name == "etc" && en.hdr.Typeflag == tar.TypeDir {
+				continue // the sandbox's own /etc/hosts mount point, not a RUN --mount
+			}
+			got = append(got, name)
+		}
+		if strings.Join(got, ",") != strings.Join(w, ",") {
+			t.Errorf("layer %d has %v, want exactly %v", i+1, got, w)
+		}
+	}
 }

@@ -27,6 +27,11 @@ type stubs struct {
 // dest are missing from it.
 func (w *Worker) findStubs(root []snapshot.Mount, dests []string) (*stubs, error) {
 	st := &stubs{parents: map[string]unix.Timespec{}}
+	dests = slices.DeleteFunc(slices.Clone(dests), func(d string) bool {
+		// The sandbox's /dev is a tmpfs of its own: nothing below it is
+		// made in the root.
+		return path.Clean("/"+d) == "/dev" || strings.HasPrefix(path.Clean("/"+d), "/dev/")
+	})
 	if len(dests) == 0 {
 		return st, nil
 	}
@@ -97,6 +102,10 @@ func (w *Worker) removeStubs(root []snapshot.Mount, st *stubs) error {
 			host, err := securejoin.SecureJoin(dir, p)
 			if err != nil {
 				return err
+			}
+			var cur unix.Stat_t
+			if err := unix.Lstat(host, &cur); err != nil || cur.Mtim == mtim {
+				continue // gone, or untouched: a utimes would copy it up
 			}
 			ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, mtim}
 			if err := unix.UtimesNanoAt(unix.AT_FDCWD, host, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil && !errors.Is(err, os.ErrNotExist) {
