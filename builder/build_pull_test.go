@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata/builder"
 	"github.com/strata-build/strata/internal/progress"
@@ -83,12 +84,13 @@ func TestBuildFromRegistryPullsMissingBase(t *testing.T) {
 func TestBuildFromRegistryIndexPicksPlatform(t *testing.T) {
 	e := newEmptyEnv(t)
 	reg := registrytest.Start(t)
-	other := v1.Platform{OS: "linux", Architecture: "arm64"}
+	otherArch := "arm64"
 	if runtime.GOARCH == "arm64" {
-		other.Architecture = "amd64"
+		otherArch = "amd64"
 	}
+	otherPlatform := v1.Platform{OS: "linux", Architecture: otherArch}
 	reg.PushIndex(t, "multi:1", registrytest.Index(
-		registrytest.PlatformImage{Platform: other, Image: registrytest.BusyboxImage(t, other, map[string]string{"/arch": "other\n"})},
+		registrytest.PlatformImage{Platform: otherPlatform, Image: registrytest.BusyboxImage(t, otherPlatform, map[string]string{"/arch": "other\n"})},
 		registrytest.PlatformImage{Platform: registrytest.Platform(), Image: registrytest.BusyboxImage(t, registrytest.Platform(), map[string]string{"/arch": "native\n"})},
 	))
 	dir := writeContext(t, map[string]string{"Dockerfile": "FROM " + reg.Ref("multi:1") + "\nRUN cat /arch > /seen\n"})
@@ -99,6 +101,14 @@ func TestBuildFromRegistryIndexPicksPlatform(t *testing.T) {
 	}
 	if img.config.Architecture != runtime.GOARCH {
 		t.Errorf("built image architecture %q", img.config.Architecture)
+	}
+	// The stored index holds only the native manifest: a build for the
+	// other platform fetches that one.
+	other := writeContext(t, map[string]string{"Dockerfile": "FROM " + reg.Ref("multi:1") + "\n"})
+	res, ev := e.mustBuild(other, builder.Options{Platform: ocispec.Platform{OS: "linux", Architecture: otherArch}})
+	img = e.readImage(res)
+	if got := fileData(img, "/arch"); got != "other\n" || img.config.Architecture != otherArch || !hasStep(ev, "pull ") {
+		t.Errorf("build for linux/%s: /arch = %q, architecture %q, steps %v", otherArch, got, img.config.Architecture, ev.statuses())
 	}
 }
 
@@ -145,7 +155,7 @@ func TestBuildPullPicksUpNewDigest(t *testing.T) {
 func TestBuildWithUnreachableRegistry(t *testing.T) {
 	e := newEmptyEnv(t)
 	reg := registrytest.Start(t)
-	reg.Push(t, "app:latest", registrytest.BusyboxImage(t, registrytest.Platform(), nil))
+	pushed := reg.Push(t, "app:latest", registrytest.BusyboxImage(t, registrytest.Platform(), nil))
 	dir := writeContext(t, map[string]string{"Dockerfile": "FROM " + reg.Ref("app") + "\nRUN echo ok > /ok\n"})
 	e.mustBuild(dir, builder.Options{})
 	reg.Close()
@@ -158,6 +168,11 @@ func TestBuildWithUnreachableRegistry(t *testing.T) {
 	want := "pull " + reg.Host + "/app:latest from registry " + reg.Host + ": "
 	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "connection refused") {
 		t.Fatalf("--pull with the registry down = %v, want %q", err, want)
+	}
+	// A reference by digest that is stored needs no registry, even with --pull.
+	byDigest := writeContext(t, map[string]string{"Dockerfile": "FROM " + reg.Ref("app@"+pushed.String()) + "\nRUN echo ok > /ok\n"})
+	if _, ev, err := e.build(byDigest, builder.Options{Pull: true}); err != nil || hasStep(ev, "pull ") {
+		t.Fatalf("--pull of a stored digest with the registry down: %v", err)
 	}
 	missing := writeContext(t, map[string]string{"Dockerfile": "FROM " + reg.Ref("other:1") + "\n"})
 	_, _, err = e.build(missing, builder.Options{})

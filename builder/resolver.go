@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata/cache/content"
@@ -50,6 +51,16 @@ func (r *resolver) ResolveImage(ctx context.Context, ref string, platform ocispe
 // platform's manifest is missing.
 func (r *resolver) local(ctx context.Context, name string, platform ocispec.Platform) (dockerfile.ResolvedImage, error) {
 	img, err := r.s.Images.Get(ctx, name)
+	if errors.Is(err, images.ErrNotFound) {
+		// A digest names content, whichever name brought it into the store.
+		if _, dgst, ok := strings.Cut(name, "@"); ok {
+			info, ierr := r.s.Content.Info(ctx, digest.Digest(dgst))
+			if ierr != nil {
+				return dockerfile.ResolvedImage{}, errors.Join(err, ierr)
+			}
+			img.Target, err = ocispec.Descriptor{Digest: info.Digest, Size: info.Size}, nil
+		}
+	}
 	if err != nil {
 		return dockerfile.ResolvedImage{}, err
 	}
