@@ -366,3 +366,26 @@ func checkReasons(t *testing.T, steps []builder.Step, want map[string]string) {
 		}
 	}
 }
+
+// A RUN that changes nothing makes an empty layer: the directories the
+// sandbox touched for its mount points (/etc for /etc/hosts) are not in it.
+// A file written below a directory brings the directory along first.
+func TestLayersHoldOnlyChanges(t *testing.T) {
+	e := newEnv(t)
+	df := "FROM busybox\nRUN true\nRUN echo x > /etc/x\n"
+	dir := writeContext(t, map[string]string{"Dockerfile": df})
+	res, _ := e.mustBuild(dir, builder.Options{})
+	img := e.readImage(res)
+	hist := img.config.History
+	if n := len(hist); n < 2 || !hist[n-2].EmptyLayer || hist[n-1].EmptyLayer {
+		t.Fatalf("RUN true should be an empty layer and the next one not: %s", jsonString(hist))
+	}
+	last := img.layers[len(img.layers)-1]
+	var names []string
+	for _, en := range last {
+		names = append(names, en.hdr.Name)
+	}
+	if strings.Join(names, " ") != "etc/ etc/x" {
+		t.Errorf("last layer entries %q, want [etc/ etc/x]", names)
+	}
+}

@@ -71,7 +71,7 @@ func runInit() (int, error) {
 	if err := pivot(cfg.Rootfs); err != nil {
 		return 0, err
 	}
-	defer removeStubs(r.stubs)
+	defer r.removeStubs()
 	proc, err := prepareProcess(spec)
 	if err != nil {
 		return 0, err

@@ -8,6 +8,7 @@ import (
 	"io"
 	"maps"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -32,7 +33,7 @@ func WriteDiff(ctx context.Context, w io.Writer, lower, upper []snapshot.Mount, 
 	t := newTarWriter(w, opts)
 	var err error
 	if dir, ok := upperDir(upper); ok {
-		err = diffUpper(ctx, t, dir, "")
+		err = diffUpper(ctx, t, dir, lowerDirs(lower, upper))
 	} else if src, ok := bindSource(upper); ok {
 		err = withLowerRoot(lower, opts.TempDir, func(lowerRoot string) error {
 			return diffTrees(ctx, t, lowerRoot, src)
@@ -89,56 +90,191 @@ func withLowerRoot(lower []snapshot.Mount, tmp string, fn func(string) error) er
 	return snapshot.WithTempMount(tmp, ro, fn)
 }
 
-// diffUpper writes the overlay upper dir root/rel, in name order.
-func diffUpper(ctx context.Context, t *tarWriter, root, rel string) error {
-	des, err := os.ReadDir(filepath.Join(root, rel))
+// upperDiff writes an overlay upper dir as a layer. A directory that is
+// only in the upper dir because something below it was touched (overlay
+// copies a directory up when a file in it is created, even if the file is
+// removed again) and whose metadata equals the lower's is written only if
+// an entry below it is, so an untouched /etc does not appear in every layer.
+type upperDiff struct {
+	ctx     context.Context
+	t       *tarWriter
+	root    string
+	lowers  []string // the lower dirs, nearest first
+	pending []string // unchanged directories not written yet, outermost first
+}
+
+// diffUpper writes the overlay upper dir root, in name order.
+func diffUpper(ctx context.Context, t *tarWriter, root string, lowers []string) error {
+	d := &upperDiff{ctx: ctx, t: t, root: root, lowers: lowers}
+	return d.walk("")
+}
+
+// flush writes the pending parent directories of the next entry.
+func (d *upperDiff) flush() error {
+	for _, n := range d.pending {
+		if err := d.t.add(filepath.Join(d.root, n), n); err != nil {
+			return err
+		}
+	}
+	d.pending = d.pending[:0]
+	return nil
+}
+
+func (d *upperDiff) walk(rel string) error {
+	des, err := os.ReadDir(filepath.Join(d.root, rel))
 	if err != nil {
 		return err
 	}
 	type item struct {
 		name     string // entry name in the tar
-		file     string // name in the directory
 		whiteout bool
 	}
 	items := make([]item, 0, len(des))
 	for _, de := range des {
-		full := filepath.Join(root, rel, de.Name())
+		full := filepath.Join(d.root, rel, de.Name())
 		var st unix.Stat_t
 		if err := unix.Lstat(full, &st); err != nil {
 			return err
 		}
 		if st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0 {
-			items = append(items, item{whiteoutPrefix + de.Name(), de.Name(), true})
+			items = append(items, item{whiteoutPrefix + de.Name(), true})
 		} else {
-			items = append(items, item{de.Name(), de.Name(), false})
+			items = append(items, item{de.Name(), false})
 		}
 	}
 	slices.SortFunc(items, func(a, b item) int { return strings.Compare(a.name, b.name) })
 	for _, it := range items {
-		if err := ctx.Err(); err != nil {
+		if err := d.ctx.Err(); err != nil {
 			return err
 		}
 		name := joinName(rel, it.name)
 		if it.whiteout {
-			if err := t.whiteout(name); err != nil {
+			if err := d.flush(); err != nil {
+				return err
+			}
+			if err := d.t.whiteout(name); err != nil {
 				return err
 			}
 			continue
 		}
-		full := filepath.Join(root, name)
-		if err := t.add(full, name); err != nil {
+		if err := d.entry(name); err != nil {
 			return err
 		}
-		if fi, err := os.Lstat(full); err != nil || !fi.IsDir() {
+	}
+	return nil
+}
+
+// entry writes one upper entry and, for a directory, what is below it.
+func (d *upperDiff) entry(name string) error {
+	full := filepath.Join(d.root, name)
+	var st unix.Stat_t
+	if err := unix.Lstat(full, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		if err := d.flush(); err != nil {
+			return err
+		}
+		return d.t.add(full, name)
+	}
+	opaque := false
+	if v, err := getXattr(full, opaqueXattr); err == nil && string(v) == "y" {
+		opaque = true
+	}
+	same := !opaque && d.sameAsLower(name, &st)
+	if same {
+		d.pending = append(d.pending, name)
+	} else {
+		if err := d.flush(); err != nil {
+			return err
+		}
+		if err := d.t.add(full, name); err != nil {
+			return err
+		}
+		if opaque {
+			if err := d.t.whiteout(joinName(name, opaqueMarker)); err != nil {
+				return err
+			}
+		}
+	}
+	if err := d.walk(name); err != nil {
+		return err
+	}
+	if n := len(d.pending); same && n > 0 && d.pending[n-1] == name {
+		d.pending = d.pending[:n-1] // nothing below it was written
+	}
+	return nil
+}
+
+// sameAsLower reports whether the directory name has the same type, mode,
+// owner and mtime in the lower layers as st says it has in the upper.
+func (d *upperDiff) sameAsLower(name string, st *unix.Stat_t) bool {
+	lo, ok := d.lookupLower(name)
+	return ok && lo.Mode == st.Mode && lo.Uid == st.Uid && lo.Gid == st.Gid &&
+		lo.Mtim == st.Mtim
+}
+
+// lookupLower finds name in the nearest lower dir that has it, honouring
+// whiteouts and opaque directories of the layers above.
+func (d *upperDiff) lookupLower(name string) (*unix.Stat_t, bool) {
+	for _, l := range d.lowers {
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(l, name), &st); err == nil {
+			if st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0 {
+				return nil, false
+			}
+			return &st, true
+		}
+		if hiddenBelow(l, name) {
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+// hiddenBelow reports whether layer dir l hides name in the layers below
+// it: an ancestor of name in l is opaque, a whiteout or not a directory.
+func hiddenBelow(l, name string) bool {
+	for p := path.Dir(name); p != "." && p != "/"; p = path.Dir(p) {
+		full := filepath.Join(l, p)
+		var st unix.Stat_t
+		if err := unix.Lstat(full, &st); err != nil {
 			continue
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			return true
 		}
 		if v, err := getXattr(full, opaqueXattr); err == nil && string(v) == "y" {
-			if err := t.whiteout(joinName(name, opaqueMarker)); err != nil {
-				return err
-			}
+			return true
 		}
-		if err := diffUpper(ctx, t, root, name); err != nil {
-			return err
+	}
+	return false
+}
+
+// lowerDirs lists the directories below an overlay upper, nearest first:
+// the lowerdir option of upper, or else the dirs of lower's mounts.
+func lowerDirs(lower, upper []snapshot.Mount) []string {
+	if dirs := optionDirs(upper); dirs != nil {
+		return dirs
+	}
+	if len(lower) == 1 && lower[0].Type == "bind" {
+		return []string{lower[0].Source}
+	}
+	return optionDirs(lower)
+}
+
+// optionDirs returns the lowerdir list of a single overlay mount.
+func optionDirs(ms []snapshot.Mount) []string {
+	if len(ms) != 1 {
+		return nil
+	}
+	for _, o := range ms[0].Options {
+		if v, ok := strings.CutPrefix(o, "lowerdir="); ok {
+			var out []string
+			for _, p := range strings.Split(v, ":") {
+				out = append(out, ms[0].Path(p))
+			}
+			return out
 		}
 	}
 	return nil
