@@ -219,7 +219,7 @@ COPY --chown=${OWNER} a /from-arg
 		"/mixed":     {data: "a", mode: 0o644, uid: 65534, gid: 0},
 		"/octal":     {data: "a", mode: 0o751},
 		"/symbolic":  {data: "a", mode: 0o700},
-		"/symdir":    {mode: 0o555},
+		"/symdir":    {mode: 0o755}, // made like any new destination dir, as BuildKit does
 		"/symdir/f":  {data: "f", mode: 0o444},
 		"/both/f":    {data: "f", mode: 0o600, uid: 1000, gid: 1000},
 		"/from-arg":  {data: "a", mode: 0o644, uid: 1000, gid: 1000},
