@@ -168,3 +168,32 @@ func layerRecords(t *testing.T, recs *cache.Records, blob digest.Digest) int {
 	}
 	return n
 }
+
+// With SOURCE_DATE_EPOCH the merged snapshot's layer is made from its own
+// diff: still only the copied files, with clamped times, the same on any base.
+func TestCopyLinkSourceDateEpoch(t *testing.T) {
+	e := newEnv(t)
+	df := "ARG BASE=one\nFROM busybox AS one\nRUN echo one > /base\nFROM busybox AS two\nRUN echo two > /base\nFROM ${BASE}\nCOPY --link a.txt /opt/a.txt\n"
+	dir := writeContext(t, map[string]string{"Dockerfile": df, "a.txt": "payload\n"})
+	var last []string
+	for _, base := range []string{"one", "two"} {
+		res, _ := e.mustBuild(dir, builder.Options{BuildArgs: map[string]string{"BASE": base, "SOURCE_DATE_EPOCH": "1000000000"}})
+		img := e.readImage(res)
+		checkFiles(t, img, map[string]want{"/opt/a.txt": {data: "payload\n", mode: 0o644}, "/base": {data: base + "\n", mode: 0o644}})
+		var got []string
+		for _, en := range img.layers[len(img.layers)-1] {
+			got = append(got, strings.TrimPrefix(en.hdr.Name, "./"))
+			if en.hdr.ModTime.Unix() > 1000000000 {
+				t.Errorf("base %s: %s mtime %s after SOURCE_DATE_EPOCH", base, en.hdr.Name, en.hdr.ModTime)
+			}
+		}
+		got = append(got, img.manifest.Layers[len(img.manifest.Layers)-1].Digest.String())
+		if strings.Join(got[:len(got)-1], " ") != "opt/ opt/a.txt" {
+			t.Errorf("base %s: --link layer holds %v", base, got[:len(got)-1])
+		}
+		if last != nil && strings.Join(last, " ") != strings.Join(got, " ") {
+			t.Errorf("--link layer differs across bases: %v vs %v", last, got)
+		}
+		last = got
+	}
+}
