@@ -4,21 +4,28 @@
 // outside, as Docker's and BuildKit's default bridge networks do.
 //
 // A Link is one veth pair: the host end, named "strata" plus four hex digits,
-// stays in the host's network namespace; the other end is moved into the
-// sandbox's namespace and renamed eth0. The pair gets a /30 from Range: the
-// host end holds the first address and is the sandbox's default gateway, eth0
-// holds the second. The four hex digits are the block's index in Range, so
-// the host end's name is the lock on the block: creating it fails with
-// "File exists" when any other run, in this process or another, holds the
-// block, and Attach then picks another at random. Traffic from the block to
-// anything but the host end is masqueraded by an nftables table of the same
-// name (or, without nft, an iptables rule commented with the name), and IPv4
+// stays in the host's network namespace; the other end is made in the
+// sandbox's namespace as eth0. The pair gets a /30 from Range: the host end
+// holds the first address and is the sandbox's default gateway, eth0 holds
+// the second. The four hex digits are the block's index in Range, so the
+// host end's name is the lock on the block: creating it fails with EEXIST
+// when any other run, in this process or another, holds the block, and
+// Attach then picks another at random. Everything is done over netlink from
+// this process; no program is run.
+//
+// Traffic from Range to anything but a link is masqueraded by one nftables
+// table named Prefix, shared by all links and all strata processes: Attach
+// makes it once (idempotently, in one transaction) and leaves it in place,
+// so a run itself only adds and deletes its veth pair. Where nf_tables is
+// not usable, one iptables rule commented Prefix does the same. IPv4
 // forwarding is switched on.
 //
-// Detach removes the table (or rule) and then the host end, which takes
-// eth0 with it. A process that dies in between leaves a table whose link is
-// gone (the kernel destroys a veth pair with the namespace of either end);
-// Sweep deletes such tables.
+// Detach takes the host end's address and brings it down, which unlinks the
+// sandbox at once; the kernel destroys the pair with the sandbox's
+// namespace, in the background, once its last process has ended (Delete
+// deletes it at once, for a namespace that lives on). A killed process
+// thus leaves no link either. Sweep deletes the per-link tables and
+// iptables rules of earlier strata versions whose link is gone.
 //
 //	l, err := network.Attach(pid)   // pid: a process or thread in the sandbox's namespace
 //	... run; the sandbox reaches the host at l.Gateway and the outside through it ...
@@ -37,12 +44,11 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
 	"runtime"
 	"strings"
 
-	"golang.org/x/sync/errgroup"
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -66,8 +72,8 @@ type Link struct {
 	Subnet netip.Prefix
 	// Gateway is the host end's address; Addr is eth0's.
 	Gateway, Addr netip.Addr
-	// firewall is "nft" or "iptables".
-	firewall string
+	// index is the host end's interface index.
+	index int
 }
 
 // Attach links the network namespace of pid (a process or a thread id) to
@@ -85,7 +91,7 @@ func Attach(pid int) (*Link, error) {
 		return nil, fmt.Errorf("attach network to pid %d: %w", pid, err)
 	}
 	if err := l.configure(pid); err != nil {
-		_ = l.Detach()
+		_ = l.Delete()
 		return nil, fmt.Errorf("attach network to pid %d: %w", pid, err)
 	}
 	return l, nil
@@ -118,21 +124,37 @@ func create(pid, i int) (*Link, error) {
 	if overlapsHost(l.Subnet) {
 		return nil, errTaken
 	}
-	script := fmt.Sprintf("link add %s type veth peer name eth0 netns %d\naddr add %s dev %s\nlink set %s up\n",
-		l.Name, pid, netip.PrefixFrom(l.Gateway, 30), l.Name, l.Name)
-	if err := run(script, "ip", "-batch", "-"); err != nil {
-		if strings.Contains(err.Error(), "File exists") {
-			if !strings.Contains(err.Error(), "failed -:1") {
-				_ = run("", "ip", "link", "del", l.Name)
-			}
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, fmt.Errorf("open netlink: %w", err)
+	}
+	defer h.Close()
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: l.Name}, PeerName: "eth0", PeerNamespace: netlink.NsPid(pid)}
+	if err := h.LinkAdd(veth); err != nil {
+		if errors.Is(err, unix.EEXIST) {
 			return nil, errTaken
 		}
-		if linkExists(l.Name) {
-			_ = run("", "ip", "link", "del", l.Name)
-		}
-		return nil, err
+		return nil, fmt.Errorf("add veth pair %s: %w", l.Name, err)
+	}
+	l.index = veth.Index
+	if l.index == 0 {
+		_ = h.LinkDel(veth)
+		return nil, fmt.Errorf("add veth pair %s: no index", l.Name)
+	}
+	addr := &netlink.Addr{IPNet: prefixNet(netip.PrefixFrom(l.Gateway, l.Subnet.Bits()))}
+	if err := h.AddrAdd(veth, addr); err != nil {
+		_ = h.LinkDel(veth)
+		return nil, fmt.Errorf("address %s: %w", l.Name, err)
+	}
+	if err := h.LinkSetUp(veth); err != nil {
+		_ = h.LinkDel(veth)
+		return nil, fmt.Errorf("bring up %s: %w", l.Name, err)
 	}
 	return l, nil
+}
+
+func prefixNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 }
 
 // overlapsHost reports whether subnet overlaps a network of the host's
@@ -162,156 +184,81 @@ func overlapsHost(subnet netip.Prefix) bool {
 }
 
 // configure addresses eth0 inside the namespace, routes through the host
-// end, and sets up forwarding and masquerading on the host.
+// end, and makes sure of forwarding and masquerading on the host.
 func (l *Link) configure(pid int) error {
 	if err := enableForwarding(); err != nil {
 		return err
 	}
-	// The two sides are independent: configure them at the same time.
-	var g errgroup.Group
-	g.Go(func() error {
-		inside := fmt.Sprintf("addr add %s dev eth0\nlink set eth0 up\nroute add default via %s\n",
-			netip.PrefixFrom(l.Addr, 30), l.Gateway)
-		if err := inNamespace(pid, func() error { return run(inside, "ip", "-batch", "-") }); err != nil {
-			return fmt.Errorf("configure eth0: %w", err)
-		}
-		return nil
+	if err := masquerade(); err != nil {
+		return err
+	}
+	h, err := handleAt(pid)
+	if err != nil {
+		return fmt.Errorf("configure eth0: %w", err)
+	}
+	defer h.Close()
+	eth0, err := h.LinkByName("eth0")
+	if err != nil {
+		return fmt.Errorf("configure eth0: %w", err)
+	}
+	addr := &netlink.Addr{IPNet: prefixNet(netip.PrefixFrom(l.Addr, l.Subnet.Bits()))}
+	if err := h.AddrAdd(eth0, addr); err != nil {
+		return fmt.Errorf("configure eth0: address %s: %w", l.Addr, err)
+	}
+	if err := h.LinkSetUp(eth0); err != nil {
+		return fmt.Errorf("configure eth0: bring up: %w", err)
+	}
+	route := &netlink.Route{LinkIndex: eth0.Attrs().Index, Gw: l.Gateway.AsSlice()}
+	if err := h.RouteAdd(route); err != nil {
+		return fmt.Errorf("configure eth0: default route via %s: %w", l.Gateway, err)
+	}
+	return nil
+}
+
+// handleAt opens a netlink socket in pid's network namespace: a socket
+// stays in the namespace it was made in, whichever thread uses it.
+func handleAt(pid int) (*netlink.Handle, error) {
+	var h *netlink.Handle
+	err := inNamespace(pid, func() (err error) {
+		h, err = netlink.NewHandle(unix.NETLINK_ROUTE)
+		return err
 	})
-	l.firewall = firewall()
-	g.Go(func() error {
-		switch l.firewall {
-		case "nft":
-			return run(l.nftTable(), "nft", "-f", "-")
-		case "iptables":
-			return run("", "iptables", l.iptablesRule("-A")...)
-		}
-		return errors.New("masquerade: neither nft nor iptables is installed")
-	})
-	return g.Wait()
-}
-
-// firewall returns the masquerading tool to use: nft, else iptables, else
-// "".
-func firewall() string {
-	for _, name := range []string{"nft", "iptables"} {
-		if _, err := exec.LookPath(name); err == nil {
-			return name
-		}
+	if err != nil {
+		return nil, fmt.Errorf("open netlink in the namespace of pid %d: %w", pid, err)
 	}
-	return ""
+	return h, nil
 }
 
-// nftTable is the nftables script that masquerades the link's traffic.
-func (l *Link) nftTable() string {
-	return fmt.Sprintf(`table ip %[1]s {
-	chain postrouting {
-		type nat hook postrouting priority srcnat; policy accept;
-		ip saddr %[2]s oifname != "%[1]s" masquerade
-	}
-	chain forward {
-		type filter hook forward priority filter; policy accept;
-		iifname "%[1]s" accept
-		oifname "%[1]s" ct state established,related accept
-	}
-}
-`, l.Name, l.Subnet)
-}
-
-// iptablesRule is the masquerade rule, appended (-A) or deleted (-D).
-func (l *Link) iptablesRule(op string) []string {
-	return []string{"-w", "-t", "nat", op, "POSTROUTING", "-s", l.Subnet.String(), "!", "-o", l.Name,
-		"-m", "comment", "--comment", l.Name, "-j", "MASQUERADE"}
-}
-
-// Detach removes the masquerading and the veth pair.
+// Detach unlinks the sandbox from the host at once: the host end loses
+// the gateway address (and with it the route to the sandbox) and goes down.
+// The pair itself goes with the sandbox's namespace: deleting a link waits
+// for the kernel's network-wide grace periods (~20 ms), while the kernel
+// frees a dead namespace, and the pair in it, in the background. The host
+// end is found by index, not name: a run that gets the block after the pair
+// is gone may already hold the name.
 func (l *Link) Detach() error {
-	var errs []error
-	switch l.firewall {
-	case "nft":
-		if err := run("", "nft", "delete", "table", "ip", l.Name); err != nil {
-			errs = append(errs, err)
-		}
-	case "iptables":
-		if err := run("", "iptables", l.iptablesRule("-D")...); err != nil {
-			errs = append(errs, err)
-		}
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		return fmt.Errorf("detach network %s: open netlink: %w", l.Name, err)
 	}
-	if linkExists(l.Name) {
-		if err := run("", "ip", "link", "del", l.Name); err != nil {
-			errs = append(errs, err)
-		}
+	defer h.Close()
+	host := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Index: l.index}}
+	err = h.LinkSetDown(host)
+	if err == nil {
+		err = h.AddrDel(host, &netlink.Addr{IPNet: prefixNet(netip.PrefixFrom(l.Gateway, l.Subnet.Bits()))})
 	}
-	if err := errors.Join(errs...); err != nil {
+	if err != nil && !errors.Is(err, unix.ENODEV) && !errors.Is(err, unix.EADDRNOTAVAIL) {
 		return fmt.Errorf("detach network %s: %w", l.Name, err)
 	}
 	return nil
 }
 
-// Sweep deletes the masquerading of links that are gone: what a process
-// that died while a run was attached left behind.
-func Sweep() error {
-	var errs []error
-	switch firewall() {
-	case "nft":
-		out, err := output("nft", "list", "tables", "ip")
-		if err != nil {
-			return fmt.Errorf("sweep networks: %w", err)
-		}
-		for _, line := range strings.Split(out, "\n") {
-			f := strings.Fields(line)
-			if len(f) == 3 && f[0] == "table" && strings.HasPrefix(f[2], Prefix) && !linkExists(f[2]) {
-				if err := run("", "nft", "delete", "table", "ip", f[2]); err != nil {
-					errs = append(errs, err)
-				}
-			}
-		}
-	case "iptables":
-		out, err := output("iptables", "-w", "-t", "nat", "-S", "POSTROUTING")
-		if err != nil {
-			return fmt.Errorf("sweep networks: %w", err)
-		}
-		for _, line := range strings.Split(out, "\n") {
-			f := strings.Fields(line)
-			name := commentOf(f)
-			if len(f) < 2 || f[0] != "-A" || !strings.HasPrefix(name, Prefix) || linkExists(name) {
-				continue
-			}
-			f[0] = "-D"
-			if err := run("", "iptables", append([]string{"-w", "-t", "nat"}, f...)...); err != nil {
-				errs = append(errs, err)
-			}
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("sweep networks: %w", err)
-	}
-	return nil
-}
-
-// commentOf returns the --comment of an iptables -S rule.
-func commentOf(f []string) string {
-	for i := 0; i+1 < len(f); i++ {
-		if f[i] == "--comment" {
-			return strings.Trim(f[i+1], `"`)
-		}
-	}
-	return ""
-}
-
-func linkExists(name string) bool {
-	_, err := os.Lstat("/sys/class/net/" + name)
-	return err == nil
-}
-
-// enableForwarding switches IPv4 forwarding on; it stays on, as Docker
-// leaves it.
-func enableForwarding() error {
-	const p = "/proc/sys/net/ipv4/ip_forward"
-	if data, err := os.ReadFile(p); err == nil && strings.TrimSpace(string(data)) == "1" {
-		return nil
-	}
-	if err := os.WriteFile(p, []byte("1\n"), 0o644); err != nil {
-		return fmt.Errorf("enable ip forwarding: %w", err)
+// Delete deletes the pair now, for a caller whose namespace outlives the
+// run; it takes the grace periods Detach avoids.
+func (l *Link) Delete() error {
+	err := netlink.LinkDel(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Index: l.index}})
+	if err != nil && !errors.Is(err, unix.ENODEV) {
+		return fmt.Errorf("delete network %s: %w", l.Name, err)
 	}
 	return nil
 }
