@@ -38,7 +38,7 @@ import (
 // ruleTag marks each rule of the shared table with its version, as the
 // comment nft prints (a type-length-value record of NFTNL_UDATA_RULE_COMMENT):
 // rules without it are rewritten.
-var ruleTag = append([]byte{0, byte(len(Prefix + " v1") + 1)}, Prefix+" v1\x00"...)
+var ruleTag = append([]byte{0, byte(len(Prefix+" v1") + 1)}, Prefix+" v1\x00"...)
 
 // sharedTable is the table that masquerades every link.
 var sharedTable = &nftables.Table{Family: nftables.TableFamilyIPv4, Name: Prefix}
