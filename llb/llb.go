@@ -1,7 +1,7 @@
 // Package llb is strata's build graph as plain data.
 //
 // A build is a DAG of Vertex values. Each Vertex holds one Op (SourceOp,
-// ExecOp or FileOp), the vertices whose single output it consumes (Inputs),
+// ExecOp, FileOp or MergeOp), the vertices whose single output it consumes (Inputs),
 // and Meta that describes it for people (names, Dockerfile locations) but is
 // never part of its identity.
 //
@@ -13,7 +13,8 @@
 //
 // Every vertex has exactly one output: a filesystem tree. For a SourceOp it is
 // the image rootfs or the local directory; for an ExecOp it is the root mount
-// after the command ran; for a FileOp it is the base input after the actions.
+// after the command ran; for a FileOp it is the base input after the actions;
+// for a MergeOp it is its inputs stacked bottom to top (COPY --link).
 // A nil *Vertex stands for scratch, the empty tree.
 package llb
 
@@ -25,7 +26,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// Op is one of *SourceOp, *ExecOp, *FileOp.
+// Op is one of *SourceOp, *ExecOp, *FileOp, *MergeOp.
 type Op interface {
 	isOp()
 	// Kind names the op type for printing and digests.
