@@ -389,3 +389,22 @@ func TestLayersHoldOnlyChanges(t *testing.T) {
 		t.Errorf("last layer entries %q, want [etc/ etc/x]", names)
 	}
 }
+
+// A mount target reached through a symlink the build planted (here one to
+// "/") resolves inside the step's root, never on the host.
+func TestSymlinkedMountTargetStaysInside(t *testing.T) {
+	e := newEnv(t)
+	marker := "strata-escape-" + filepath.Base(t.TempDir())
+	hostPath := filepath.Join("/tmp", marker)
+	t.Cleanup(func() { os.RemoveAll(hostPath) })
+	df := fmt.Sprintf("FROM busybox\nRUN ln -s / /hostroot\n"+
+		"RUN --mount=type=tmpfs,target=/hostroot/tmp/%[1]s touch /hostroot/tmp/%[1]s/x && test -e /tmp/%[1]s/x\n"+
+		"RUN --mount=type=cache,target=/hostroot/tmp/%[1]s-cache touch /tmp/%[1]s-cache/y\n", marker)
+	dir := writeContext(t, map[string]string{"Dockerfile": df})
+	e.mustBuild(dir, builder.Options{})
+	for _, p := range []string{hostPath, hostPath + "-cache"} {
+		if _, err := os.Lstat(p); err == nil {
+			t.Errorf("%s was created on the host", p)
+		}
+	}
+}
