@@ -408,3 +408,40 @@ func TestSymlinkedMountTargetStaysInside(t *testing.T) {
 		}
 	}
 }
+
+// --no-cache re-runs every step; --no-cache-filter only the named stage's.
+// Both say why in the step's reason.
+func TestNoCacheAndNoCacheFilter(t *testing.T) {
+	e := newEnv(t)
+	df := "FROM busybox AS build\nRUN echo b > /b\n\nFROM busybox\nRUN echo f > /f\nCOPY --from=build /b /b\n"
+	dir := writeContext(t, map[string]string{"Dockerfile": df})
+	e.mustBuild(dir, builder.Options{})
+
+	res, _ := e.mustBuild(dir, builder.Options{NoCacheFilter: []string{"build"}})
+	for _, s := range res.Steps {
+		switch {
+		case strings.HasSuffix(s.Name, "RUN echo b > /b"):
+			if s.Status != "done" || s.Reason != "cache disabled (--no-cache)" {
+				t.Errorf("filtered stage step %s: %s, %q", s.Name, s.Status, s.Reason)
+			}
+		case strings.HasSuffix(s.Name, "RUN echo f > /f"):
+			if s.Status != "cached" {
+				t.Errorf("unfiltered stage step %s: %s", s.Name, s.Status)
+			}
+		}
+	}
+
+	res, _ = e.mustBuild(dir, builder.Options{NoCache: true})
+	ran := 0
+	for _, s := range res.Steps {
+		if strings.Contains(s.Name, "RUN ") {
+			if s.Status != "done" {
+				t.Errorf("--no-cache: %s is %s", s.Name, s.Status)
+			}
+			ran++
+		}
+	}
+	if ran != 2 {
+		t.Errorf("--no-cache ran %d RUN steps, want 2: %+v", ran, res.Steps)
+	}
+}
