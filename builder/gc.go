@@ -91,7 +91,7 @@ func (s *Store) usage(ctx context.Context) ([]DiskUsage, map[string]int64, error
 	sizes := map[string]int64{}
 	parents := map[string]int{}
 	for i := range out {
-		chain, err := s.chain(ctx, out[i].Snapshot)
+		chain, err := s.layers().Chain(ctx, out[i].Snapshot)
 		if err != nil {
 			continue // the snapshot is gone: the record holds nothing
 		}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"strings"
 	"time"
 
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
@@ -14,8 +12,6 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata/cache"
-	"github.com/strata-build/strata/cache/layer"
-	"github.com/strata-build/strata/cache/snapshot"
 	"github.com/strata-build/strata/solver/ops"
 )
 
@@ -24,7 +20,8 @@ import (
 // the result's chain, the config with diff ids and history, the manifest.
 func (s *Store) writeImage(ctx context.Context, ref *ops.Ref, full dockerspec.DockerOCIImage, epoch *time.Time) (ocispec.Descriptor, digest.Digest, error) {
 	tmpl := full.Image
-	chain, err := s.chain(ctx, ref.Snapshot)
+	ls := s.layers()
+	chain, err := ls.Chain(ctx, ref.Snapshot)
 	if err != nil {
 		return ocispec.Descriptor{}, "", err
 	}
@@ -34,7 +31,7 @@ func (s *Store) writeImage(ctx context.Context, ref *ops.Ref, full dockerspec.Do
 		if i > 0 {
 			parent = chain[i-1]
 		}
-		l, err := s.layerOf(ctx, name, parent, epoch)
+		l, err := ls.Of(ctx, name, parent, epoch)
 		if err != nil {
 			return ocispec.Descriptor{}, "", fmt.Errorf("layer of %s: %w", name, err)
 		}
@@ -81,18 +78,9 @@ func (s *Store) writeImage(ctx context.Context, ref *ops.Ref, full dockerspec.Do
 	return desc, m.Config.Digest, err
 }
 
-// chain lists a committed snapshot and its parents, base first.
-func (s *Store) chain(ctx context.Context, name string) ([]string, error) {
-	var out []string
-	for name != "" {
-		info, err := s.Snapshotter.Stat(ctx, name)
-		if err != nil {
-			return nil, fmt.Errorf("stat snapshot %s: %w", name, err)
-		}
-		out = append([]string{name}, out...)
-		name = info.Parent
-	}
-	return out, nil
+// layers is the store's layer maker.
+func (s *Store) layers() *cache.Layers {
+	return &cache.Layers{Snapshotter: s.Snapshotter, Content: s.Content, Records: s.Records, TempDir: s.tmp}
 }
 
 // alignHistory pairs the template's history with the layers: the first nBase
@@ -161,97 +149,4 @@ func fillTimes(img *ocispec.Image, newIdx []int, created []time.Time, epoch *tim
 	}
 	t := *last
 	img.Created = &t
-}
-
-// layerOf returns the layer of a committed snapshot, computing, compressing
-// and recording it the first time.
-func (s *Store) layerOf(ctx context.Context, name, parent string, epoch *time.Time) (*cache.Layer, error) {
-	recName := name
-	if epoch != nil {
-		recName = fmt.Sprintf("%s@%d", name, epoch.Unix())
-	}
-	l, err := s.Records.Layer(recName)
-	if err != nil {
-		return nil, err
-	}
-	if l != nil && (l.Empty || s.hasBlob(ctx, l.Blob.Digest)) {
-		return l, nil
-	}
-	var lower []snapshot.Mount
-	if parent != "" {
-		key := "diff-lower-" + name
-		m, err := s.Snapshotter.View(ctx, key, parent)
-		if err != nil {
-			return nil, err
-		}
-		defer s.Snapshotter.Remove(context.WithoutCancel(ctx), key)
-		lower = m
-	}
-	key := "diff-upper-" + name
-	upper, err := s.Snapshotter.View(ctx, key, name)
-	if err != nil {
-		return nil, err
-	}
-	defer s.Snapshotter.Remove(context.WithoutCancel(ctx), key)
-	upper = overlayUpper(upper)
-
-	cw, err := s.Content.Writer(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer cw.Close()
-	pr, pw := io.Pipe()
-	done := make(chan int, 1)
-	go func() {
-		n, err := layer.WriteDiff(ctx, pw, lower, upper, layer.DiffOptions{SourceDateEpoch: epoch, TempDir: s.tmp})
-		pw.CloseWithError(err)
-		done <- n
-	}()
-	diffID, blob, err := layer.Compress(pr, cw)
-	pr.CloseWithError(err) // unblocks the writer on failure
-	entries := <-done
-	if err != nil {
-		return nil, err
-	}
-	l = &cache.Layer{DiffID: diffID, Blob: blob, Empty: entries == 0}
-	if !l.Empty {
-		if err := cw.Commit(blob.Size, blob.Digest); err != nil {
-			return nil, err
-		}
-	}
-	if err := s.Records.SaveLayer(recName, *l); err != nil {
-		return nil, err
-	}
-	return l, nil
-}
-
-// hasBlob reports whether the content store holds a blob.
-func (s *Store) hasBlob(ctx context.Context, d digest.Digest) bool {
-	_, err := s.Content.Info(ctx, d)
-	return err == nil
-}
-
-// overlayUpper rewrites a read-only overlay view of a snapshot into a mount
-// whose upperdir is the snapshot's own directory (the first lowerdir), which
-// is where its diff lives. Other mounts are returned unchanged.
-func overlayUpper(ms []snapshot.Mount) []snapshot.Mount {
-	if len(ms) != 1 || ms[0].Type != "overlay" {
-		return ms
-	}
-	for _, o := range ms[0].Options {
-		if strings.HasPrefix(o, "upperdir=") {
-			return ms
-		}
-	}
-	for _, o := range ms[0].Options {
-		if dirs, ok := strings.CutPrefix(o, "lowerdir="); ok {
-			first, rest, _ := strings.Cut(dirs, ":")
-			opts := []string{"upperdir=" + first}
-			if rest != "" {
-				opts = append(opts, "lowerdir="+rest)
-			}
-			return []snapshot.Mount{{Type: "overlay", Source: "overlay", Options: opts, Dir: ms[0].Dir}}
-		}
-	}
-	return ms
 }

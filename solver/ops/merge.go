@@ -3,8 +3,6 @@ package ops
 import (
 	"context"
 	"fmt"
-	"io"
-	"strings"
 
 	"github.com/strata-build/strata/cache"
 	"github.com/strata-build/strata/cache/layer"
@@ -117,14 +115,10 @@ func (w *Worker) applyLayer(ctx context.Context, mounts []snapshot.Mount, l cach
 // chainLayers returns the layers of a committed snapshot's chain, bottom
 // first, making and recording those not made before.
 func (w *Worker) chainLayers(ctx context.Context, name string) ([]cache.Layer, error) {
-	var chain []string
-	for n := name; n != ""; {
-		info, err := w.Snapshotter.Stat(ctx, n)
-		if err != nil {
-			return nil, fmt.Errorf("stat snapshot %s: %w", n, err)
-		}
-		chain = append([]string{n}, chain...)
-		n = info.Parent
+	ls := &cache.Layers{Snapshotter: w.Snapshotter, Content: w.Content, Records: w.Records, TempDir: w.TempDir}
+	chain, err := ls.Chain(ctx, name)
+	if err != nil {
+		return nil, err
 	}
 	out := make([]cache.Layer, len(chain))
 	for i, n := range chain {
@@ -132,92 +126,11 @@ func (w *Worker) chainLayers(ctx context.Context, name string) ([]cache.Layer, e
 		if i > 0 {
 			parent = chain[i-1]
 		}
-		l, err := w.snapshotLayer(ctx, n, parent)
+		l, err := ls.Of(ctx, n, parent, nil)
 		if err != nil {
 			return nil, fmt.Errorf("layer of %s: %w", n, err)
 		}
 		out[i] = *l
 	}
 	return out, nil
-}
-
-// snapshotLayer returns the recorded layer of a committed snapshot, or
-// diffs it against its parent, compresses the diff into the content store
-// and records it, the way an image export does.
-func (w *Worker) snapshotLayer(ctx context.Context, name, parent string) (*cache.Layer, error) {
-	if l, err := w.Records.Layer(name); err != nil || l != nil {
-		return l, err
-	}
-	var lower []snapshot.Mount
-	if parent != "" {
-		key := randomID("merge-lower-")
-		m, err := w.Snapshotter.View(ctx, key, parent)
-		if err != nil {
-			return nil, fmt.Errorf("view %s: %w", parent, err)
-		}
-		defer w.Snapshotter.Remove(context.WithoutCancel(ctx), key)
-		lower = m
-	}
-	key := randomID("merge-upper-")
-	upper, err := w.Snapshotter.View(ctx, key, name)
-	if err != nil {
-		return nil, fmt.Errorf("view %s: %w", name, err)
-	}
-	defer w.Snapshotter.Remove(context.WithoutCancel(ctx), key)
-	upper = ownUpper(upper)
-
-	cw, err := w.Content.Writer(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer cw.Close()
-	pr, pw := io.Pipe()
-	done := make(chan int, 1)
-	go func() {
-		n, err := layer.WriteDiff(ctx, pw, lower, upper, layer.DiffOptions{})
-		pw.CloseWithError(err)
-		done <- n
-	}()
-	diffID, blob, err := layer.Compress(pr, cw)
-	pr.CloseWithError(err) // unblocks the diff on failure
-	entries := <-done
-	if err != nil {
-		return nil, err
-	}
-	l := cache.Layer{DiffID: diffID, Blob: blob, Empty: entries == 0}
-	if !l.Empty {
-		if err := cw.Commit(blob.Size, blob.Digest); err != nil {
-			return nil, err
-		}
-	}
-	if err := w.Records.SaveLayer(name, l); err != nil {
-		return nil, err
-	}
-	return &l, nil
-}
-
-// ownUpper turns a read-only overlay view of a snapshot into a mount whose
-// upperdir is the snapshot's own directory (the first lowerdir), where its
-// diff lives; WriteDiff then reads only that directory. Other mounts are
-// returned unchanged.
-func ownUpper(ms []snapshot.Mount) []snapshot.Mount {
-	if len(ms) != 1 || ms[0].Type != "overlay" {
-		return ms
-	}
-	for _, o := range ms[0].Options {
-		if strings.HasPrefix(o, "upperdir=") {
-			return ms
-		}
-	}
-	for _, o := range ms[0].Options {
-		if dirs, ok := strings.CutPrefix(o, "lowerdir="); ok {
-			first, rest, _ := strings.Cut(dirs, ":")
-			opts := []string{"upperdir=" + first}
-			if rest != "" {
-				opts = append(opts, "lowerdir="+rest)
-			}
-			return []snapshot.Mount{{Type: "overlay", Source: "overlay", Options: opts, Dir: ms[0].Dir}}
-		}
-	}
-	return ms
 }

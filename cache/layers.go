@@ -1,0 +1,129 @@
+package cache
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/strata-build/strata/cache/content"
+	"github.com/strata-build/strata/cache/layer"
+	"github.com/strata-build/strata/cache/snapshot"
+)
+
+// Layers makes the layer of a committed snapshot (its diff against its
+// parent, compressed into the content store) the first time it is asked
+// for, and remembers it in Records, so an image export, a COPY --link merge
+// and every later export share one blob.
+type Layers struct {
+	Snapshotter snapshot.Snapshotter
+	Content     *content.Store
+	Records     *Records
+	// TempDir is where a lower that must be mounted to be compared goes.
+	TempDir string
+}
+
+// Chain lists a committed snapshot and its parents, base first.
+func (ls *Layers) Chain(ctx context.Context, name string) ([]string, error) {
+	var out []string
+	for name != "" {
+		info, err := ls.Snapshotter.Stat(ctx, name)
+		if err != nil {
+			return nil, fmt.Errorf("stat snapshot %s: %w", name, err)
+		}
+		out = append([]string{name}, out...)
+		name = info.Parent
+	}
+	return out, nil
+}
+
+// Of returns the layer of the committed snapshot name over parent ("" for
+// none). With epoch (SOURCE_DATE_EPOCH) the layer's times are clamped and it
+// is recorded apart from the unclamped one. A record whose blob is gone (a
+// prune removed it) is made again.
+func (ls *Layers) Of(ctx context.Context, name, parent string, epoch *time.Time) (*Layer, error) {
+	recName := name
+	if epoch != nil {
+		recName = fmt.Sprintf("%s@%d", name, epoch.Unix())
+	}
+	l, err := ls.Records.Layer(recName)
+	if err != nil {
+		return nil, err
+	}
+	if l != nil && (l.Empty || ls.hasBlob(ctx, l)) {
+		return l, nil
+	}
+	lower, release, err := ls.view(ctx, parent)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	upper, releaseUpper, err := ls.view(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	defer releaseUpper()
+	l, err = ls.write(ctx, lower, snapshot.DiffMounts(upper), epoch)
+	if err != nil {
+		return nil, err
+	}
+	if err := ls.Records.SaveLayer(recName, *l); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func (ls *Layers) hasBlob(ctx context.Context, l *Layer) bool {
+	_, err := ls.Content.Info(ctx, l.Blob.Digest)
+	return err == nil
+}
+
+// view mounts nothing: it returns the read-only mounts of a committed
+// snapshot under a fresh key ("" gives none) and how to let them go.
+func (ls *Layers) view(ctx context.Context, name string) ([]snapshot.Mount, func(), error) {
+	if name == "" {
+		return nil, func() {}, nil
+	}
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, nil, err
+	}
+	key := "layer-view-" + hex.EncodeToString(b[:])
+	ms, err := ls.Snapshotter.View(ctx, key, name)
+	if err != nil {
+		return nil, nil, fmt.Errorf("view snapshot %s: %w", name, err)
+	}
+	return ms, func() { _ = ls.Snapshotter.Remove(context.WithoutCancel(ctx), key) }, nil
+}
+
+// write diffs upper against lower and compresses the tar into the content
+// store in one pass; an empty diff stores no blob.
+func (ls *Layers) write(ctx context.Context, lower, upper []snapshot.Mount, epoch *time.Time) (*Layer, error) {
+	cw, err := ls.Content.Writer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer cw.Close()
+	pr, pw := io.Pipe()
+	done := make(chan int, 1)
+	go func() {
+		n, err := layer.WriteDiff(ctx, pw, lower, upper, layer.DiffOptions{SourceDateEpoch: epoch, TempDir: ls.TempDir})
+		pw.CloseWithError(err)
+		done <- n
+	}()
+	diffID, blob, err := layer.Compress(pr, cw)
+	pr.CloseWithError(err) // unblocks the diff on failure
+	entries := <-done
+	if err != nil {
+		return nil, err
+	}
+	l := &Layer{DiffID: diffID, Blob: blob, Empty: entries == 0}
+	if !l.Empty {
+		if err := cw.Commit(blob.Size, blob.Digest); err != nil {
+			return nil, err
+		}
+	}
+	return l, nil
+}
