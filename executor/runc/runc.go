@@ -3,7 +3,12 @@
 // Package runc runs RUN steps with an OCI runtime (runc) instead of the
 // built-in sandbox.
 //
-// For each run, Runtime writes a bundle under its StateDir: the directory
+// A Runtime owns a directory under StateDir/runc, locked for the life of its
+// process: runc's state (--root) and its runs' bundles live there, and New
+// sweeps the directories of killed processes, deleting the containers a
+// killed `runc run` leaves running.
+//
+// For each run, Runtime writes a bundle in its directory: the directory
 // rootfs, on which it mounts the Spec's Root (a private mount in the
 // caller's namespace), the generated hosts, resolv.conf and hostname files,
 // and config.json, the runtime-spec translation of the Spec with the same
@@ -61,14 +66,17 @@ type Options struct {
 
 // Runtime runs processes with an OCI runtime. It is safe for concurrent use.
 type Runtime struct {
-	stateDir    string
+	own         string   // StateDir/runc/NAME: runc's root and the bundles
+	lock        *os.File // held for the process's life: see Sweep
 	binary      string
 	stopTimeout time.Duration
 }
 
 var _ executor.Executor = (*Runtime)(nil)
 
-// New finds the runtime binary and prepares StateDir.
+// New finds the runtime binary, prepares StateDir, sweeps what killed
+// processes left in it (see Sweep) and claims the Runtime's own runc root
+// and bundle directory there.
 func New(opts Options) (*Runtime, error) {
 	if opts.StateDir == "" {
 		return nil, errors.New("new runc runtime: no state dir")
@@ -89,7 +97,15 @@ func New(opts Options) (*Runtime, error) {
 		}
 	}
 	_ = network.Sweep() // best effort, as the sandbox does
-	return &Runtime{stateDir: opts.StateDir, binary: bin, stopTimeout: opts.StopTimeout}, nil
+	opts.Binary = bin
+	if err := Sweep(opts); err != nil {
+		return nil, fmt.Errorf("new runc runtime: %w", err)
+	}
+	own, lock, err := claim(filepath.Join(opts.StateDir, "runc"))
+	if err != nil {
+		return nil, fmt.Errorf("new runc runtime: %w", err)
+	}
+	return &Runtime{own: own, lock: lock, binary: bin, stopTimeout: opts.StopTimeout}, nil
 }
 
 // bundle is one run's bundle directory and what was made in its root.
@@ -111,7 +127,7 @@ func (r *Runtime) Run(ctx context.Context, spec executor.Spec, sio executor.IO) 
 	if spec.Hostname == "" {
 		spec.Hostname = randomID()
 	}
-	dir, err := os.MkdirTemp(r.stateDir, "run-")
+	dir, err := os.MkdirTemp(r.own, "run-")
 	if err != nil {
 		return fmt.Errorf("run %s: %w", name, err)
 	}
@@ -197,7 +213,7 @@ func warn(sio executor.IO, format string, args ...any) {
 // runBundle runs the bundle in the foreground and maps its outcome.
 func (r *Runtime) runBundle(ctx context.Context, b *bundle, name string, sio executor.IO) error {
 	id := "strata-" + randomID()
-	root := filepath.Join(r.stateDir, "runc")
+	root := filepath.Join(r.own, "root")
 	logPath := filepath.Join(b.dir, "runc.log")
 	cmd := exec.Command(r.binary, "--root", root, "--log", logPath, "--log-format", "json",
 		"run", "--bundle", b.dir, id)

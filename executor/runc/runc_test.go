@@ -73,8 +73,12 @@ func TestRuncCleansUp(t *testing.T) {
 	if strings.Join(names, ",") != "runc" {
 		t.Errorf("state dir holds %q, want only runc's state", names)
 	}
-	if runs, _ := os.ReadDir(filepath.Join(state, "runc")); len(runs) != 0 {
-		t.Errorf("runc still knows containers: %v", runs)
+	owns, _ := filepath.Glob(filepath.Join(state, "runc", "*", "*"))
+	if len(owns) != 1 || filepath.Base(owns[0]) != "root" {
+		t.Errorf("runtime directory holds %q, want only runc's root", owns)
+	}
+	if out, err := exec.Command("runc", "--root", owns[0], "list", "-q").Output(); err != nil || len(out) != 0 {
+		t.Errorf("runc still knows containers: %q %v", out, err)
 	}
 	if leaked := executortest.MountsUnder(t, state); len(leaked) > 0 {
 		t.Errorf("mounts left on the host: %q", leaked)
