@@ -1,8 +1,6 @@
 package builder
 
 import (
-	"bufio"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/strata-build/strata/cache/images"
 	"github.com/strata-build/strata/cache/layer"
+	"github.com/strata-build/strata/internal/compression"
 )
 
 // ImportOptions is a filesystem tarball to turn into an image.
@@ -27,22 +26,17 @@ type ImportOptions struct {
 }
 
 // Import makes a one-layer image from a root filesystem tar (plain or
-// gzip), stores it and tags it, like `docker import`.
+// compressed), stores it and tags it, like `docker import`.
 func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (images.Image, error) {
 	name, err := images.Normalize(opts.Name)
 	if err != nil {
 		return images.Image{}, err
 	}
-	br := bufio.NewReader(r)
-	var src io.Reader = br
-	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return images.Image{}, fmt.Errorf("import: %w", err)
-		}
-		defer zr.Close()
-		src = zr
+	src, _, err := compression.Decompress(r)
+	if err != nil {
+		return images.Image{}, fmt.Errorf("import: %w", err)
 	}
+	defer src.Close()
 	cw, err := s.Content.Writer(ctx)
 	if err != nil {
 		return images.Image{}, err

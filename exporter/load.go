@@ -2,8 +2,6 @@ package exporter
 
 import (
 	"archive/tar"
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,8 +10,8 @@ import (
 	"path"
 	"strings"
 
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
+	"github.com/strata-build/strata/internal/compression"
+
 	digest "github.com/opencontainers/go-digest"
 	"github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -31,11 +29,6 @@ const maxLinkHops = 16
 var metaFiles = map[string]bool{
 	"index.json": true, DockerManifestFile: true, ocispec.ImageLayoutFile: true, "repositories": true,
 }
-
-var (
-	gzipMagic = []byte{0x1f, 0x8b}
-	zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
-)
 
 // Load reads a docker archive (manifest.json) or an OCI archive (oci-layout
 // and index.json), plain, gzip- or zstd-compressed. Every blob goes into cs,
@@ -84,25 +77,13 @@ func Load(ctx context.Context, r io.Reader, cs *content.Store, is *images.Store)
 	return imgs, nil
 }
 
-// decompress returns r, uncompressed if it starts with a gzip or zstd magic.
+// decompress returns r uncompressed, whatever compression it came in.
 func decompress(r io.Reader) (io.Reader, func(), error) {
-	br := bufio.NewReaderSize(r, 1<<16)
-	magic, _ := br.Peek(4)
-	switch {
-	case bytes.HasPrefix(magic, gzipMagic):
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return nil, nil, fmt.Errorf("read gzip archive: %w", err)
-		}
-		return zr, func() { zr.Close() }, nil
-	case bytes.HasPrefix(magic, zstdMagic):
-		zr, err := zstd.NewReader(br)
-		if err != nil {
-			return nil, nil, fmt.Errorf("read zstd archive: %w", err)
-		}
-		return zr, zr.Close, nil
+	rc, _, err := compression.Decompress(r)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read archive: %w", err)
 	}
-	return br, func() {}, nil
+	return rc, func() { rc.Close() }, nil
 }
 
 // archive is what a pass over an archive leaves: its files as blobs of the
@@ -386,17 +367,21 @@ func checkLayer(ctx context.Context, cs *content.Store, info content.Info, diffI
 		return "", err
 	}
 	defer f.Close()
-	rd, closeFn, err := decompress(f)
+	rd, kind, err := compression.Decompress(f)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("read layer: %w", err)
 	}
-	defer closeFn()
-	mt := ocispec.MediaTypeImageLayer
-	switch rd.(type) {
-	case *gzip.Reader:
+	defer rd.Close()
+	var mt string
+	switch kind {
+	case compression.None:
+		mt = ocispec.MediaTypeImageLayer
+	case compression.Gzip:
 		mt = ocispec.MediaTypeImageLayerGzip
-	case *zstd.Decoder:
+	case compression.Zstd:
 		mt = ocispec.MediaTypeImageLayerZstd
+	default:
+		return "", fmt.Errorf("layer %s is %s-compressed: OCI images take gzip, zstd or plain layers", info.Digest, kind)
 	}
 	if mt == ocispec.MediaTypeImageLayer && info.Digest == diffID {
 		return mt, nil

@@ -1,15 +1,13 @@
 package layer
 
 import (
-	"bufio"
-	"bytes"
 	"crypto/sha256"
 	"fmt"
 	"io"
 	"time"
 
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
+	"github.com/strata-build/strata/internal/compression"
+
 	"github.com/klauspost/pgzip"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -54,32 +52,13 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-var (
-	gzipMagic = []byte{0x1f, 0x8b}
-	zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
-)
-
-// decompress returns the uncompressed stream of a gzip, zstd or plain layer,
-// told apart by their magic bytes, and a function releasing the decoder.
+// decompress returns the uncompressed stream of a layer (gzip, zstd, or
+// any other format Docker takes, or plain) and a function releasing the
+// decoder.
 func decompress(r io.Reader) (io.Reader, func(), error) {
-	br := bufio.NewReaderSize(r, 64<<10)
-	magic, err := br.Peek(4)
-	if err != nil && err != io.EOF {
-		return nil, nil, fmt.Errorf("read layer header: %w", err)
+	rc, _, err := compression.Decompress(r)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open layer: %w", err)
 	}
-	switch {
-	case bytes.HasPrefix(magic, gzipMagic):
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return nil, nil, fmt.Errorf("open gzip layer: %w", err)
-		}
-		return zr, func() { zr.Close() }, nil
-	case bytes.HasPrefix(magic, zstdMagic):
-		zr, err := zstd.NewReader(br)
-		if err != nil {
-			return nil, nil, fmt.Errorf("open zstd layer: %w", err)
-		}
-		return zr, zr.Close, nil
-	}
-	return br, func() {}, nil
+	return rc, func() { rc.Close() }, nil
 }

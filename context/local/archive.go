@@ -2,22 +2,18 @@ package local
 
 import (
 	"archive/tar"
-	"bufio"
 	"bytes"
-	"compress/bzip2"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
+	"github.com/strata-build/strata/internal/compression"
 )
 
 // ExtractTar unpacks a build context sent as a tar stream (`strata build -`),
@@ -117,57 +113,13 @@ func extractEntry(root *os.Root, tr *tar.Reader, hdr *tar.Header, name string) e
 	}
 }
 
-// decompressStream detects the compression of r from its first bytes and
-// returns the uncompressed stream.
+// decompressStream returns the uncompressed stream of r.
 func decompressStream(r io.Reader) (io.ReadCloser, error) {
-	br := bufio.NewReader(r)
-	head, _ := br.Peek(6)
-	switch {
-	case bytes.HasPrefix(head, []byte{0x1f, 0x8b}):
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return nil, fmt.Errorf("read gzip context: %w", err)
-		}
-		return zr, nil
-	case bytes.HasPrefix(head, []byte("BZh")):
-		return io.NopCloser(bzip2.NewReader(br)), nil
-	case bytes.HasPrefix(head, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		d, err := zstd.NewReader(br)
-		if err != nil {
-			return nil, fmt.Errorf("read zstd context: %w", err)
-		}
-		return d.IOReadCloser(), nil
-	case bytes.HasPrefix(head, []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}):
-		return xzStream(br)
-	}
-	return io.NopCloser(br), nil
-}
-
-// xzStream decompresses with the xz program; no xz decoder is among the
-// project's libraries.
-func xzStream(r io.Reader) (io.ReadCloser, error) {
-	cmd := exec.Command("xz", "--decompress", "--stdout", "--quiet")
-	cmd.Stdin = r
-	out, err := cmd.StdoutPipe()
+	rc, _, err := compression.Decompress(r)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("read context: %w", err)
 	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("decompress xz context: %w", err)
-	}
-	return &xzReader{ReadCloser: out, cmd: cmd}, nil
-}
-
-type xzReader struct {
-	io.ReadCloser
-	cmd *exec.Cmd
-}
-
-func (x *xzReader) Close() error {
-	x.ReadCloser.Close()
-	_ = x.cmd.Process.Kill() // it may still be writing when the reader stops early
-	_ = x.cmd.Wait()
-	return nil
+	return rc, nil
 }
 
 // IsTar reports whether data, after decompression, starts with a tar

@@ -3,50 +3,20 @@ package fileop
 import (
 	"archive/tar"
 	"bufio"
-	"bytes"
-	"compress/bzip2"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path"
 	"strconv"
 	"strings"
 
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
+	"github.com/strata-build/strata/internal/compression"
+
 	"github.com/strata-build/strata/context/local"
 	"golang.org/x/sys/unix"
 )
-
-// Compression is how an archive's bytes are compressed, detected from
-// their first bytes.
-type Compression int
-
-const (
-	Uncompressed Compression = iota
-	Gzip
-	Bzip2
-	Xz
-	Zstd
-)
-
-// DetectCompression names the compression of a stream from its first bytes.
-func DetectCompression(head []byte) Compression {
-	switch {
-	case bytes.HasPrefix(head, []byte{0x1f, 0x8b}):
-		return Gzip
-	case bytes.HasPrefix(head, []byte("BZh")):
-		return Bzip2
-	case bytes.HasPrefix(head, []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}):
-		return Xz
-	case bytes.HasPrefix(head, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		return Zstd
-	}
-	return Uncompressed
-}
 
 // openArchive opens p and returns a reader of its tar stream when p is a
 // tar archive (plain or compressed); ok is false for any other file.
@@ -55,9 +25,7 @@ func openArchive(p string) (r io.ReadCloser, ok bool, err error) {
 	if err != nil {
 		return nil, false, err
 	}
-	br := bufio.NewReader(f)
-	head, _ := br.Peek(6)
-	dec, err := decompress(DetectCompression(head), br)
+	dec, _, err := compression.Decompress(f)
 	if err != nil {
 		f.Close()
 		return nil, false, nil // not a valid compressed stream: a plain file
@@ -83,51 +51,6 @@ func (a *archiveReader) Close() error {
 		errs = append(errs, c.Close())
 	}
 	return errors.Join(errs...)
-}
-
-func decompress(c Compression, r io.Reader) (io.ReadCloser, error) {
-	switch c {
-	case Gzip:
-		return gzip.NewReader(r)
-	case Bzip2:
-		return io.NopCloser(bzip2.NewReader(r)), nil
-	case Zstd:
-		d, err := zstd.NewReader(r)
-		if err != nil {
-			return nil, err
-		}
-		return d.IOReadCloser(), nil
-	case Xz:
-		return xzReader(r)
-	}
-	return io.NopCloser(r), nil
-}
-
-// xzReader decompresses with the xz program: no xz decoder is among the
-// project's libraries.
-func xzReader(r io.Reader) (io.ReadCloser, error) {
-	cmd := exec.Command("xz", "--decompress", "--stdout", "--quiet")
-	cmd.Stdin = r
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("decompress xz: %w", err)
-	}
-	return &cmdReader{ReadCloser: out, cmd: cmd}, nil
-}
-
-type cmdReader struct {
-	io.ReadCloser
-	cmd *exec.Cmd
-}
-
-func (c *cmdReader) Close() error {
-	c.ReadCloser.Close()
-	_ = c.cmd.Process.Kill() // it may still be writing when the reader stops early
-	_ = c.cmd.Wait()
-	return nil
 }
 
 // isTarHeader reports whether block is a tar header with a valid checksum.

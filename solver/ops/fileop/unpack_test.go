@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"github.com/strata-build/strata/internal/compression"
 	"github.com/strata-build/strata/llb"
 )
 
@@ -50,22 +51,22 @@ func testTar(t *testing.T, outside string) []byte {
 	return buf.Bytes()
 }
 
-func compress(t *testing.T, c Compression, data []byte) []byte {
+func compress(t *testing.T, c compression.Kind, data []byte) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	switch c {
-	case Uncompressed:
+	case compression.None:
 		return data
-	case Gzip:
+	case compression.Gzip:
 		w := gzip.NewWriter(&buf)
 		w.Write(data)
 		w.Close()
-	case Zstd:
+	case compression.Zstd:
 		w, _ := zstd.NewWriter(&buf)
 		w.Write(data)
 		w.Close()
-	case Bzip2, Xz:
-		prog := map[Compression]string{Bzip2: "bzip2", Xz: "xz"}[c]
+	case compression.Bzip2, compression.Xz:
+		prog := map[compression.Kind]string{compression.Bzip2: "bzip2", compression.Xz: "xz"}[c]
 		if _, err := exec.LookPath(prog); err != nil {
 			t.Skipf("%s is not installed", prog)
 		}
@@ -75,15 +76,15 @@ func compress(t *testing.T, c Compression, data []byte) []byte {
 			t.Fatal(err)
 		}
 	}
-	if DetectCompression(buf.Bytes()) != c {
-		t.Fatalf("detected %v, want %v", DetectCompression(buf.Bytes()), c)
+	if compression.Detect(buf.Bytes()) != c {
+		t.Fatalf("detected %v, want %v", compression.Detect(buf.Bytes()), c)
 	}
 	return buf.Bytes()
 }
 
 func TestCopyUnpack(t *testing.T) {
 	needRoot(t)
-	for name, c := range map[string]Compression{"tar": Uncompressed, "gzip": Gzip, "bzip2": Bzip2, "xz": Xz, "zstd": Zstd} {
+	for name, c := range map[string]compression.Kind{"tar": compression.None, "gzip": compression.Gzip, "bzip2": compression.Bzip2, "xz": compression.Xz, "zstd": compression.Zstd} {
 		t.Run(name, func(t *testing.T) {
 			srcRoot, destRoot, outside := t.TempDir(), t.TempDir(), t.TempDir()
 			if err := os.WriteFile(filepath.Join(srcRoot, "archive"), compress(t, c, testTar(t, outside)), 0o644); err != nil {
@@ -118,7 +119,7 @@ func TestCopyUnpack(t *testing.T) {
 func TestCopyUnpackLeavesOtherFiles(t *testing.T) {
 	needRoot(t)
 	srcRoot, destRoot := t.TempDir(), t.TempDir()
-	notTar := compress(t, Gzip, []byte("just text, not a tar"))
+	notTar := compress(t, compression.Gzip, []byte("just text, not a tar"))
 	if err := os.WriteFile(filepath.Join(srcRoot, "f.gz"), notTar, 0o644); err != nil {
 		t.Fatal(err)
 	}
