@@ -26,6 +26,7 @@ import (
 	"github.com/strata-build/strata/cache/metadata"
 	"github.com/strata-build/strata/cache/snapshot"
 	"github.com/strata-build/strata/executor"
+	"github.com/strata-build/strata/executor/runc"
 )
 
 // Store is an open store root.
@@ -137,6 +138,13 @@ func (s *Store) sweep(ctx context.Context) error {
 		if alive(dir) {
 			continue
 		}
+		// Containers a dead process left running under --runtime=runc
+		// are found only through its runc state: stop them first.
+		if rs := filepath.Join(dir, "runc"); exists(rs) {
+			if err := runc.Sweep(runc.Options{StateDir: rs}); err != nil {
+				return err
+			}
+		}
 		if err := unmountBelow(dir); err != nil {
 			return err
 		}
@@ -171,6 +179,11 @@ func sweepOld(pattern string, age time.Duration) error {
 		}
 	}
 	return nil
+}
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
 }
 
 // alive reports whether a process still holds dir's lock.
