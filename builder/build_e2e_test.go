@@ -1,6 +1,7 @@
 package builder_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -443,5 +444,35 @@ func TestNoCacheAndNoCacheFilter(t *testing.T) {
 	}
 	if ran != 2 {
 		t.Errorf("--no-cache ran %d RUN steps, want 2: %+v", ran, res.Steps)
+	}
+}
+
+// A fully cached rebuild writes no checksum record: the context's file sums
+// are found by inode and times, a stage's sum by its snapshot.
+func TestNoopRebuildWritesNoChecksums(t *testing.T) {
+	e := newEnv(t)
+	df := "FROM busybox AS deps\nRUN mkdir /deps && echo d > /deps/d\n\nFROM busybox\nCOPY --from=deps /deps /deps\nCOPY a.txt /a.txt\n"
+	dir := writeContext(t, map[string]string{"Dockerfile": df, "a.txt": "a\n"})
+	e.mustBuild(dir, builder.Options{})
+	file := filepath.Join(e.store.Root, "checksums", "contenthash.gob")
+	before, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, _ := e.mustBuild(dir, builder.Options{})
+	for _, s := range res.Steps {
+		if strings.Contains(s.Name, "COPY") && s.Status != "cached" {
+			t.Errorf("%s is %s", s.Name, s.Status)
+		}
+	}
+	if err := e.store.Checksums.Save(); err != nil {
+		t.Fatal(err)
+	}
+	after, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(before, after) {
+		t.Errorf("the checksum cache changed on a no-op rebuild (%d -> %d bytes)", len(before), len(after))
 	}
 }

@@ -275,6 +275,9 @@ func (s *Store) removeBlobs(ctx context.Context, keepSnaps map[string]bool, rep 
 			return err
 		}
 	}
+	if err := s.Records.DeleteSumsExcept(func(snap string) bool { return keepSnaps[snap] }); err != nil {
+		return err
+	}
 	var victims []content.Info
 	err = s.Content.Walk(ctx, func(i content.Info) error {
 		if !keep[i.Digest] {

@@ -15,6 +15,7 @@ package cache
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
@@ -28,6 +29,7 @@ var (
 	bucketResults = []byte("results")
 	bucketLayers  = []byte("layers")
 	bucketSteps   = []byte("steps")
+	bucketSums    = []byte("sums")
 )
 
 // Records is the record index over one metadata DB.
@@ -222,5 +224,59 @@ func (r *Records) WalkLayers(fn func(name string, l Layer) error) error {
 			}
 			return fn(string(k), l)
 		})
+	})
+}
+
+// Sum returns the raw content checksum saved under key, or nil. Checksums
+// of committed snapshots never change, so they are kept by snapshot name.
+func (r *Records) Sum(key string) ([]byte, error) {
+	var out []byte
+	err := r.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketSums); b != nil {
+			if v := b.Get([]byte(key)); v != nil {
+				out = append([]byte(nil), v...)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// SaveSum stores a raw content checksum under key.
+func (r *Records) SaveSum(key string, data []byte) error {
+	return r.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketSums)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(key), data)
+	})
+}
+
+// DeleteSumsExcept forgets the snapshot checksums of every snapshot keep
+// does not hold.
+func (r *Records) DeleteSumsExcept(keep func(snapshot string) bool) error {
+	return r.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSums)
+		if b == nil {
+			return nil
+		}
+		var stale [][]byte
+		err := b.ForEach(func(k, _ []byte) error {
+			snap, _, _ := strings.Cut(string(k), "\x00")
+			if !keep(snap) {
+				stale = append(stale, append([]byte(nil), k...))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range stale {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }

@@ -2,6 +2,7 @@ package ops
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -45,14 +46,33 @@ func (o *fileOp) CacheMap(ctx context.Context) (*solver.CacheMap, error) {
 	return cm, nil
 }
 
-// checksum sums what the copy actions select from ref.
+// checksum sums what the copy actions select from ref. The context is
+// summed through the checksum cache (files keyed by inode, size and times);
+// a committed snapshot never changes, so its sum is computed once and kept
+// by snapshot name.
 func (w *Worker) checksum(ctx context.Context, ref *Ref, acts []*llb.CopyAction) (solver.ContentSum, error) {
+	var memo string
+	if ref.Dir == "" && ref.Snapshot != "" {
+		memo = ref.Snapshot + "\x00" + opDigest("copy-sum", acts).String()
+		if b, err := w.Records.Sum(memo); err != nil {
+			return solver.ContentSum{}, err
+		} else if b != nil {
+			var sum solver.ContentSum
+			if err := json.Unmarshal(b, &sum); err == nil {
+				return sum, nil
+			}
+		}
+	}
 	sum := solver.ContentSum{Files: map[string]digest.Digest{}}
 	var parts []string
 	err := w.withView(ctx, ref, func(root string) error {
 		src := fileop.Source{Root: root, Excludes: ref.Excludes, Context: ref.Dir != ""}
+		checksums := w.Checksums
+		if ref.Dir == "" {
+			checksums = nil // a view's temporary path would only grow the cache
+		}
 		for _, a := range acts {
-			s, err := w.Checksums.Checksum(ctx, src, a)
+			s, err := checksums.Checksum(ctx, src, a)
 			if err != nil {
 				return err
 			}
@@ -68,6 +88,15 @@ func (w *Worker) checksum(ctx context.Context, ref *Ref, acts []*llb.CopyAction)
 	}
 	sort.Strings(parts)
 	sum.Digest = digest.FromString(strings.Join(parts, "\n"))
+	if memo != "" {
+		b, err := json.Marshal(sum)
+		if err != nil {
+			return sum, err
+		}
+		if err := w.Records.SaveSum(memo, b); err != nil {
+			return sum, err
+		}
+	}
 	return sum, nil
 }
 
