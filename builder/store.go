@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -96,9 +97,7 @@ func Open(ctx context.Context, root string) (*Store, error) {
 	if s.Checksums, err = contenthash.OpenCache(filepath.Join(root, "checksums")); err != nil {
 		return nil, err
 	}
-	if s.Executor, err = executor.NewSandbox(executor.SandboxOptions{StateDir: s.tmp}); err != nil {
-		return nil, err
-	}
+	s.Executor = &lazySandbox{opts: executor.SandboxOptions{StateDir: s.tmp}}
 	return s, nil
 }
 
@@ -227,4 +226,22 @@ func (s *Store) Close() error {
 		s.storeLock.Close()
 	}
 	return nil
+}
+
+// lazySandbox makes the sandbox on the first RUN, so a build that runs
+// nothing (all cached) does not compile the seccomp filter or sweep
+// networks.
+type lazySandbox struct {
+	opts executor.SandboxOptions
+	once sync.Once
+	sb   *executor.Sandbox
+	err  error
+}
+
+func (l *lazySandbox) Run(ctx context.Context, spec executor.Spec, sio executor.IO) error {
+	l.once.Do(func() { l.sb, l.err = executor.NewSandbox(l.opts) })
+	if l.err != nil {
+		return l.err
+	}
+	return l.sb.Run(ctx, spec, sio)
 }

@@ -35,7 +35,10 @@ func Open(path string) (*DB, error) {
 func (d *DB) Path() string { return d.path }
 
 func (d *DB) open(readOnly bool) (*bolt.DB, error) {
-	db, err := bolt.Open(d.path, 0o600, &bolt.Options{Timeout: 5 * time.Minute, ReadOnly: false, NoFreelistSync: true})
+	// The freelist is synced: every transaction opens the file, and an
+	// unsynced freelist would be rebuilt by scanning the whole file each time.
+	// Readers share the file lock, so several processes read at once.
+	db, err := bolt.Open(d.path, 0o600, &bolt.Options{Timeout: 5 * time.Minute, ReadOnly: readOnly})
 	if err != nil {
 		return nil, fmt.Errorf("open metadata %s: %w", d.path, err)
 	}

@@ -25,8 +25,12 @@ func NewOverlay(root string, db *metadata.DB) (Snapshotter, error) {
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return nil, fmt.Errorf("create snapshotter root %s: %w", root, err)
 	}
-	if err := checkOverlay(root); err != nil {
-		return nil, fmt.Errorf("overlay snapshotter at %s: overlayfs is unusable: %w", root, err)
+	// A root the overlay driver already owns was checked when it was
+	// claimed; the check mounts, so it is not repeated on every open.
+	if b, err := os.ReadFile(filepath.Join(root, "driver")); err != nil || strings.TrimSpace(string(b)) != "overlay" {
+		if err := checkOverlay(root); err != nil {
+			return nil, fmt.Errorf("overlay snapshotter at %s: overlayfs is unusable: %w", root, err)
+		}
 	}
 	return newSnapshotter(root, db, overlayDriver{})
 }

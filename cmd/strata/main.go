@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -47,6 +48,11 @@ func newRoot() *cobra.Command {
 
 func main() {
 	executor.MaybeInit()
+	if os.Getenv("GOGC") == "" {
+		// A build is short-lived and allocates in bursts (context walks,
+		// checksums): collect less often than the default.
+		debug.SetGCPercent(400)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	stopProfile := startProfile()
 	err := newRoot().ExecuteContext(ctx)

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/strata-build/strata/context/ignore"
@@ -247,12 +248,13 @@ func (s *Selection) walkDir(ctx context.Context, m *Match, host, rel string) ([]
 	if err != nil {
 		return nil, err
 	}
+	infos, err := lstatAll(host, names)
+	if err != nil {
+		return nil, err
+	}
 	var out []Entry
-	for _, name := range names {
-		e := Entry{Match: m, Rel: path.Join(rel, name), Host: filepath.Join(host, name)}
-		if e.Info, err = os.Lstat(e.Host); err != nil {
-			return nil, fmt.Errorf("stat %s: %w", e.Host, err)
-		}
+	for i, name := range names {
+		e := Entry{Match: m, Rel: path.Join(rel, name), Host: filepath.Join(host, name), Info: infos[i]}
 		excluded, err := s.excluded(e)
 		if err != nil {
 			return nil, err
@@ -290,6 +292,40 @@ func (s *Selection) excluded(e Entry) (bool, error) {
 		return x, err
 	}
 	return s.exclude.Excluded(e.Rel, dir)
+}
+
+// lstatAll stats the names of dir, several at a time for a large
+// directory: a context walk is mostly waiting on stat.
+func lstatAll(dir string, names []string) ([]fs.FileInfo, error) {
+	infos := make([]fs.FileInfo, len(names))
+	errs := make([]error, len(names))
+	stat := func(i int) {
+		infos[i], errs[i] = os.Lstat(filepath.Join(dir, names[i]))
+	}
+	const workers = 4
+	if len(names) < 32 {
+		for i := range names {
+			stat(i)
+		}
+	} else {
+		var wg sync.WaitGroup
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := w; i < len(names); i += workers {
+					stat(i)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	for i, err := range errs {
+		if err != nil {
+			return nil, fmt.Errorf("stat %s: %w", filepath.Join(dir, names[i]), err)
+		}
+	}
+	return infos, nil
 }
 
 func readNames(dir string) ([]string, error) {
