@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +21,9 @@ func TestOpenStopsContainersOfAKilledRuncBuild(t *testing.T) {
 	}
 	bin := strataBinary(t, false)
 	root := cliStore(t)
-	marker := "6061"
+	// A number of its own, so no other sleep on the machine is mistaken
+	// for this container's.
+	marker := strconv.Itoa(100000 + os.Getpid()%100000)
 	dir := writeContext(t, map[string]string{
 		"Dockerfile": "FROM busybox\nRUN --mount=type=bind,source=sync,target=/sync echo started > /sync/fifo && sleep " + marker + "\n",
 	})
