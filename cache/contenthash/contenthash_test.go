@@ -219,4 +219,27 @@ func BenchmarkChecksum10k(b *testing.B) {
 			sum(b, c, src, all)
 		}
 	})
+	// reopen is a no-op rebuild in a new process: load the saved cache,
+	// then checksum an unchanged tree.
+	b.Run("reopen", func(b *testing.B) {
+		dir := b.TempDir()
+		c, err := OpenCache(dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sum(b, c, src, all)
+		if err := c.Save(); err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			c, err := OpenCache(dir)
+			if err != nil {
+				b.Fatal(err)
+			}
+			sum(b, c, src, all)
+			if err := c.Save(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -8,9 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
 	"strings"
-	"sync"
 	"syscall"
 
 	"github.com/strata-build/strata/context/ignore"
@@ -163,7 +161,7 @@ func (s *Selection) match(raw, rel string, a *llb.CopyAction) (Match, error) {
 		if !fi.IsDir() || !s.ignore.HasExceptions() {
 			return Match{}, &NotFoundError{Path: raw, Looked: looked, Excluded: true}
 		}
-		kids, err := s.walkDir(context.Background(), &m, host, "")
+		kids, err := s.walkDir(context.Background(), &m, host, "", nil)
 		if err != nil {
 			return Match{}, err
 		}
@@ -226,7 +224,7 @@ func (s *Selection) Walk(ctx context.Context, m *Match, fn func(Entry) error) er
 	if !m.Info.IsDir() {
 		return nil
 	}
-	entries, err := s.walkDir(ctx, m, m.Host, "")
+	entries, err := s.walkDir(ctx, m, m.Host, "", nil)
 	if err != nil {
 		return err
 	}
@@ -238,108 +236,72 @@ func (s *Selection) Walk(ctx context.Context, m *Match, fn func(Entry) error) er
 	return nil
 }
 
-// walkDir lists the kept entries below host, which is the Match-relative
-// directory rel.
-func (s *Selection) walkDir(ctx context.Context, m *Match, host, rel string) ([]Entry, error) {
+// walkDir appends the kept entries below host, which is the Match-relative
+// directory rel, to out.
+func (s *Selection) walkDir(ctx context.Context, m *Match, host, rel string, out []Entry) ([]Entry, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	names, err := readNames(host)
+	ds, err := statDir(host)
 	if err != nil {
 		return nil, err
 	}
-	infos, err := lstatAll(host, names)
-	if err != nil {
-		return nil, err
-	}
-	var out []Entry
-	for i, name := range names {
-		e := Entry{Match: m, Rel: path.Join(rel, name), Host: filepath.Join(host, name), Info: infos[i]}
-		excluded, err := s.excluded(e)
+	keepExcludedDirs := s.ignore.HasExceptions() || s.exclude.HasExceptions()
+	for i, name := range ds.names {
+		e := Entry{Match: m, Rel: joinRel(rel, name), Host: joinHost(host, name), Info: &ds.infos[i]}
+		isDir := e.Info.IsDir()
+		excluded, err := s.excluded(e, isDir)
 		if err != nil {
 			return nil, err
 		}
-		if excluded && !(e.Info.IsDir() && (s.ignore.HasExceptions() || s.exclude.HasExceptions())) {
+		if excluded && !(isDir && keepExcludedDirs) {
 			continue
 		}
-		switch {
-		case e.Info.IsDir():
-			kids, err := s.walkDir(ctx, m, e.Host, e.Rel)
+		if isDir {
+			n := len(out)
+			out, err = s.walkDir(ctx, m, e.Host, e.Rel, append(out, e))
 			if err != nil {
 				return nil, err
 			}
-			if excluded && len(kids) == 0 {
-				continue
+			if excluded && len(out) == n+1 {
+				out = out[:n] // nothing below was re-included
 			}
-			out = append(out, e)
-			out = append(out, kids...)
 			continue
-		case excluded:
-			continue
-		case e.Info.Mode()&fs.ModeSymlink != 0:
-			if e.Link, err = os.Readlink(e.Host); err != nil {
-				return nil, fmt.Errorf("read symlink %s: %w", e.Host, err)
-			}
+		}
+		if ds.links != nil {
+			e.Link = ds.links[i]
 		}
 		out = append(out, e)
 	}
 	return out, nil
 }
 
-func (s *Selection) excluded(e Entry) (bool, error) {
-	dir := e.Info.IsDir()
-	if x, err := s.ignore.Excluded(RelTo(s.root, e.Host), dir); err != nil || x {
-		return x, err
+// joinRel joins a name to a Match-relative slash path ("" for the Match).
+func joinRel(rel, name string) string {
+	if rel == "" {
+		return name
+	}
+	return rel + "/" + name
+}
+
+// joinHost joins a name to a clean host directory path.
+func joinHost(dir, name string) string {
+	if dir == "/" {
+		return "/" + name
+	}
+	return dir + "/" + name
+}
+
+func (s *Selection) excluded(e Entry, dir bool) (bool, error) {
+	if !s.ignore.Empty() {
+		if x, err := s.ignore.Excluded(RelTo(s.root, e.Host), dir); err != nil || x {
+			return x, err
+		}
+	}
+	if s.exclude.Empty() {
+		return false, nil
 	}
 	return s.exclude.Excluded(e.Rel, dir)
-}
-
-// lstatAll stats the names of dir, several at a time for a large
-// directory: a context walk is mostly waiting on stat.
-func lstatAll(dir string, names []string) ([]fs.FileInfo, error) {
-	infos := make([]fs.FileInfo, len(names))
-	errs := make([]error, len(names))
-	stat := func(i int) {
-		infos[i], errs[i] = os.Lstat(filepath.Join(dir, names[i]))
-	}
-	const workers = 4
-	if len(names) < 32 {
-		for i := range names {
-			stat(i)
-		}
-	} else {
-		var wg sync.WaitGroup
-		for w := 0; w < workers; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := w; i < len(names); i += workers {
-					stat(i)
-				}
-			}()
-		}
-		wg.Wait()
-	}
-	for i, err := range errs {
-		if err != nil {
-			return nil, fmt.Errorf("stat %s: %w", filepath.Join(dir, names[i]), err)
-		}
-	}
-	return infos, nil
-}
-
-func readNames(dir string) ([]string, error) {
-	f, err := os.Open(dir)
-	if err != nil {
-		return nil, fmt.Errorf("open directory %s: %w", dir, err)
-	}
-	defer f.Close()
-	names, err := f.Readdirnames(-1)
-	if err != nil {
-		return nil, fmt.Errorf("read directory %s: %w", dir, err)
-	}
-	sort.Strings(names)
-	return names, nil
 }
 
 func isNotDir(err error) bool { return errors.Is(err, syscall.ENOTDIR) }
