@@ -22,15 +22,17 @@
 package contenthash
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/gob"
+	"encoding/hex"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
 	"runtime"
+	"strconv"
 	"syscall"
 
 	"github.com/opencontainers/go-digest"
@@ -78,35 +80,75 @@ func (c *Cache) Checksum(ctx context.Context, src local.Source, a *llb.CopyActio
 		return Sum{}, err
 	}
 	sum := Sum{Files: make(map[string]digest.Digest, len(entries))}
+	var d digester
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\n", version)
+	line := make([]byte, 0, 256)
 	for i, e := range entries {
-		d := entryDigest(e, contents[i], !src.Context)
-		sum.Files[e.Dest()] = d
-		fmt.Fprintf(h, "%q %s\n", e.Dest(), d)
+		dest := e.Dest()
+		ed := d.entry(e, dest, contents[i], !src.Context)
+		sum.Files[dest] = ed
+		line = append(strconv.AppendQuote(line[:0], dest), ' ')
+		line = append(append(line, ed...), '\n')
+		h.Write(line)
 	}
 	sum.Digest = digest.NewDigest(digest.SHA256, h)
 	return sum, nil
 }
 
-// entryDigest describes one entry: path, type, mode, owner (when kept),
-// symlink target or device number, and content.
-func entryDigest(e local.Entry, content digest.Digest, owners bool) digest.Digest {
+// digester computes entry digests with one reused hash and buffer.
+type digester struct {
+	h   hash.Hash
+	buf []byte
+	sum [sha256.Size]byte
+	hex [len("sha256:") + 2*sha256.Size]byte
+}
+
+// entry describes one entry: path, type, mode, owner (when kept), symlink
+// target or device number, and content, as the lines
+//
+//	path "dest"\ntype 100000\nmode 644\n[owner 0:0\n]content sha256:...\n
+//
+// with octal type and mode.
+func (d *digester) entry(e local.Entry, dest string, content digest.Digest, owners bool) digest.Digest {
+	if d.h == nil {
+		d.h = sha256.New()
+	}
 	st := e.Info.Sys().(*syscall.Stat_t)
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "path %q\ntype %o\nmode %o\n", e.Dest(), st.Mode&syscall.S_IFMT, st.Mode&0o7777)
+	b := append(d.buf[:0], "path "...)
+	b = strconv.AppendQuote(b, dest)
+	b = append(b, "\ntype "...)
+	b = strconv.AppendUint(b, uint64(st.Mode&syscall.S_IFMT), 8)
+	b = append(b, "\nmode "...)
+	b = strconv.AppendUint(b, uint64(st.Mode&0o7777), 8)
+	b = append(b, '\n')
 	if owners {
-		fmt.Fprintf(&b, "owner %d:%d\n", st.Uid, st.Gid)
+		b = append(b, "owner "...)
+		b = strconv.AppendUint(b, uint64(st.Uid), 10)
+		b = append(b, ':')
+		b = strconv.AppendUint(b, uint64(st.Gid), 10)
+		b = append(b, '\n')
 	}
 	switch st.Mode & syscall.S_IFMT {
 	case syscall.S_IFLNK:
-		fmt.Fprintf(&b, "link %q\n", e.Link)
+		b = append(b, "link "...)
+		b = strconv.AppendQuote(b, e.Link)
+		b = append(b, '\n')
 	case syscall.S_IFCHR, syscall.S_IFBLK:
-		fmt.Fprintf(&b, "rdev %d\n", st.Rdev)
+		b = append(b, "rdev "...)
+		b = strconv.AppendUint(b, uint64(st.Rdev), 10)
+		b = append(b, '\n')
 	case syscall.S_IFREG:
-		fmt.Fprintf(&b, "content %s\n", content)
+		b = append(b, "content "...)
+		b = append(b, content...)
+		b = append(b, '\n')
 	}
-	return digest.FromBytes(b.Bytes())
+	d.buf = b
+	d.h.Reset()
+	d.h.Write(b)
+	copy(d.hex[:], "sha256:")
+	hex.Encode(d.hex[len("sha256:"):], d.h.Sum(d.sum[:0]))
+	return digest.Digest(d.hex[:])
 }
 
 // contentDigests returns the content digest of each regular file among
