@@ -10,9 +10,12 @@
 //     content digest and, for stage sources, its owner (the build context's
 //     owners do not matter: the copy resets them to 0:0).
 //   - A Cache remembers the content digest of each regular file by (path,
-//     device, inode, size, mtime, ctime) in a file under its directory, so a
-//     warm build re-reads only files whose stat changed. Editing a file in
-//     place without changing its size or mtime still changes its ctime.
+//     device, inode, size, mtime, ctime), in one file per tree root under
+//     its directory, so a warm build loads only the records of the trees it
+//     reads and re-reads only files whose stat changed. Editing a file in
+//     place without changing its size or mtime still changes its ctime. A
+//     record of a file that a walk of its directory no longer finds is
+//     dropped on Save; a build that changed nothing writes nothing.
 //
 // One use:
 //
@@ -24,11 +27,9 @@ package contenthash
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/gob"
 	"encoding/hex"
 	"fmt"
 	"hash"
-	"io"
 	"io/fs"
 	"os"
 	"runtime"
@@ -43,9 +44,6 @@ import (
 
 // version starts every Sum digest; change it when the digest format changes.
 const version = "strata.contenthash.v1"
-
-// cacheFile is the name of the persisted cache in its directory.
-const cacheFile = "contenthash.gob"
 
 // Sum is the checksum of what one copy reads.
 type Sum struct {
@@ -65,8 +63,12 @@ func (c *Cache) Checksum(ctx context.Context, src local.Source, a *llb.CopyActio
 	if err != nil {
 		return Sum{}, err
 	}
+	rc := c.root(src.Root)
 	var entries []local.Entry
 	for i := range sel.Matches {
+		if sel.Matches[i].Info.IsDir() {
+			rc.walkedDir(sel.Matches[i].Host)
+		}
 		err := sel.Walk(ctx, &sel.Matches[i], func(e local.Entry) error {
 			entries = append(entries, e)
 			return nil
@@ -75,7 +77,7 @@ func (c *Cache) Checksum(ctx context.Context, src local.Source, a *llb.CopyActio
 			return Sum{}, err
 		}
 	}
-	contents, err := c.contentDigests(ctx, entries)
+	contents, err := c.contentDigests(ctx, rc, entries)
 	if err != nil {
 		return Sum{}, err
 	}
@@ -153,7 +155,7 @@ func (d *digester) entry(e local.Entry, dest string, content digest.Digest, owne
 
 // contentDigests returns the content digest of each regular file among
 // entries (empty for others), hashing in parallel what the cache lacks.
-func (c *Cache) contentDigests(ctx context.Context, entries []local.Entry) ([]digest.Digest, error) {
+func (c *Cache) contentDigests(ctx context.Context, rc *rootCache, entries []local.Entry) ([]digest.Digest, error) {
 	out := make([]digest.Digest, len(entries))
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(runtime.GOMAXPROCS(0))
@@ -162,7 +164,7 @@ func (c *Cache) contentDigests(ctx context.Context, entries []local.Entry) ([]di
 			continue
 		}
 		k := keyOf(e.Host, e.Info)
-		if d, ok := c.lookup(k); ok {
+		if d, ok := rc.lookup(k); ok {
 			out[i] = d
 			continue
 		}
@@ -175,7 +177,7 @@ func (c *Cache) contentDigests(ctx context.Context, entries []local.Entry) ([]di
 				return err
 			}
 			out[i] = d
-			c.store(k, d)
+			rc.store(k, d)
 			return nil
 		})
 	}
@@ -210,22 +212,4 @@ func keyOf(p string, fi fs.FileInfo) key {
 	st := fi.Sys().(*syscall.Stat_t)
 	return key{Path: p, Dev: uint64(st.Dev), Ino: st.Ino, Size: st.Size,
 		Mtime: st.Mtim.Nano(), Ctime: st.Ctim.Nano()}
-}
-
-// readCache decodes a persisted cache file.
-func readCache(p string) (map[string]record, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var recs []record
-	if err := gob.NewDecoder(io.LimitReader(f, 1<<30)).Decode(&recs); err != nil {
-		return nil, fmt.Errorf("decode %s: %w", p, err)
-	}
-	m := make(map[string]record, len(recs))
-	for _, r := range recs {
-		m[r.Key.Path] = r
-	}
-	return m, nil
 }

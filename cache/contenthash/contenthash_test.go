@@ -125,7 +125,7 @@ func TestChecksumPersists(t *testing.T) {
 	}
 
 	// A corrupt file starts an empty cache.
-	if err := os.WriteFile(filepath.Join(dir, cacheFile), []byte("garbage"), 0o600); err != nil {
+	if err := os.WriteFile(c.fileFor(root), []byte("garbage"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	c3, err := OpenCache(dir)

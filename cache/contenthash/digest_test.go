@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"syscall"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/opencontainers/go-digest"
 	"github.com/strata-build/strata/context/local"
 )
@@ -55,7 +57,7 @@ func TestDigestFormat(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		contents, err := (*Cache)(nil).contentDigests(context.Background(), entries)
+		contents, err := (*Cache)(nil).contentDigests(context.Background(), nil, entries)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -73,5 +75,61 @@ func TestDigestFormat(t *testing.T) {
 		if want := digest.NewDigest(digest.SHA256, h); s.Digest != want || len(s.Files) != len(entries) {
 			t.Errorf("sum %s over %d files, want %s over %d", s.Digest, len(s.Files), want, len(entries))
 		}
+	}
+}
+
+// A build that changes nothing writes nothing; a removed file's record is
+// dropped by the next Save; each root has its own file.
+func TestSaveWritesOnlyChanges(t *testing.T) {
+	root, other, dir := t.TempDir(), t.TempDir(), t.TempDir()
+	write(t, root, map[string]string{"a": "1", "gone": "2", "sub/c": "3"})
+	write(t, other, map[string]string{"x": "1"})
+	build := func(roots ...string) *Cache {
+		t.Helper()
+		c, err := OpenCache(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range roots {
+			sum(t, c, local.Source{Root: r, Context: true}, all)
+		}
+		if err := c.Save(); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	c := build(root, other)
+	file := c.fileFor(root)
+	before, err := os.Stat(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	build(root)
+	after, err := os.Stat(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !os.SameFile(before, after) {
+		t.Error("a no-op build rewrote the cache file")
+	}
+	if err := os.Remove(filepath.Join(root, "gone")); err != nil {
+		t.Fatal(err)
+	}
+	build(root)
+	recs, err := readCache(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for p := range recs {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	want := []string{filepath.Join(root, "a"), filepath.Join(root, "sub", "c")}
+	if diff := cmp.Diff(want, paths); diff != "" {
+		t.Errorf("records after removing a file (-want +got):\n%s", diff)
+	}
+	if recs, err := readCache(c.fileFor(other)); err != nil || len(recs) != 1 {
+		t.Errorf("other root: %d records, %v", len(recs), err)
 	}
 }
