@@ -118,6 +118,16 @@ func (rc *rootCache) store(k key, d digest.Digest) {
 	rc.dirty = true
 }
 
+// size is the number of records, 0 for nil.
+func (rc *rootCache) size() int {
+	if rc == nil {
+		return 0
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return len(rc.records)
+}
+
 // walkedDir notes that every kept file below dir was looked up.
 func (rc *rootCache) walkedDir(dir string) {
 	if rc == nil {

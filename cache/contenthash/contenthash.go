@@ -64,16 +64,12 @@ func (c *Cache) Checksum(ctx context.Context, src local.Source, a *llb.CopyActio
 		return Sum{}, err
 	}
 	rc := c.root(src.Root)
-	var entries []local.Entry
+	entries := make([]local.Entry, 0, rc.size()+16) // the last walk's count, roughly
 	for i := range sel.Matches {
 		if sel.Matches[i].Info.IsDir() {
 			rc.walkedDir(sel.Matches[i].Host)
 		}
-		err := sel.Walk(ctx, &sel.Matches[i], func(e local.Entry) error {
-			entries = append(entries, e)
-			return nil
-		})
-		if err != nil {
+		if entries, err = sel.AppendEntries(ctx, &sel.Matches[i], entries); err != nil {
 			return Sum{}, err
 		}
 	}

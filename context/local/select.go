@@ -210,21 +210,7 @@ func splitPivot(p string) (pivot, rest string) {
 // only when an exception re-includes something below it. Symlinks below
 // the Match are reported, never followed.
 func (s *Selection) Walk(ctx context.Context, m *Match, fn func(Entry) error) error {
-	top := Entry{Match: m, Host: m.Host, Info: m.Info}
-	if m.Info.Mode()&fs.ModeSymlink != 0 {
-		link, err := os.Readlink(m.Host)
-		if err != nil {
-			return fmt.Errorf("read symlink %s: %w", m.Path, err)
-		}
-		top.Link = link
-	}
-	if err := fn(top); err != nil {
-		return err
-	}
-	if !m.Info.IsDir() {
-		return nil
-	}
-	entries, err := s.walkDir(ctx, m, m.Host, "", nil)
+	entries, err := s.AppendEntries(ctx, m, nil)
 	if err != nil {
 		return err
 	}
@@ -234,6 +220,24 @@ func (s *Selection) Walk(ctx context.Context, m *Match, fn func(Entry) error) er
 		}
 	}
 	return nil
+}
+
+// AppendEntries appends to out the entries Walk reports for m, in the same
+// order, and returns the extended slice.
+func (s *Selection) AppendEntries(ctx context.Context, m *Match, out []Entry) ([]Entry, error) {
+	top := Entry{Match: m, Host: m.Host, Info: m.Info}
+	if m.Info.Mode()&fs.ModeSymlink != 0 {
+		link, err := os.Readlink(m.Host)
+		if err != nil {
+			return nil, fmt.Errorf("read symlink %s: %w", m.Path, err)
+		}
+		top.Link = link
+	}
+	out = append(out, top)
+	if !m.Info.IsDir() {
+		return out, nil
+	}
+	return s.walkDir(ctx, m, m.Host, "", out)
 }
 
 // walkDir appends the kept entries below host, which is the Match-relative
