@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	digest "github.com/opencontainers/go-digest"
 
@@ -22,6 +23,9 @@ type fileOp struct {
 	w  *Worker
 	v  *llb.Vertex
 	op *llb.FileOp
+
+	mu   sync.Mutex
+	sums map[int]solver.ContentSum // what each content-keyed input's copies read
 }
 
 func (o *fileOp) CacheMap(ctx context.Context) (*solver.CacheMap, error) {
@@ -40,7 +44,11 @@ func (o *fileOp) CacheMap(ctx context.Context) (*solver.CacheMap, error) {
 			continue
 		}
 		cm.Deps[i].Content = func(ctx context.Context, r solver.Result) (solver.ContentSum, error) {
-			return o.w.checksum(ctx, refOf(r), acts)
+			sum, err := o.w.checksum(ctx, refOf(r), acts)
+			if err == nil {
+				o.keepSum(i, sum)
+			}
+			return sum, err
 		}
 	}
 	return cm, nil
@@ -110,9 +118,15 @@ func (o *fileOp) Exec(ctx context.Context, inputs []solver.Result) (solver.Resul
 	if err != nil {
 		return nil, fmt.Errorf("prepare: %w", err)
 	}
+	reuse, release, err := o.reuse(ctx, parent, mounts)
+	if err != nil {
+		_ = o.w.Snapshotter.Remove(context.WithoutCancel(ctx), active)
+		return nil, err
+	}
+	defer release()
 	err = snapshot.WithTempMount(o.w.TempDir, mounts, func(dest string) error {
 		for _, a := range o.op.Actions {
-			if err := o.apply(ctx, dest, a, inputs); err != nil {
+			if err := o.apply(ctx, dest, a, inputs, reuse); err != nil {
 				return err
 			}
 		}
@@ -122,15 +136,23 @@ func (o *fileOp) Exec(ctx context.Context, inputs []solver.Result) (solver.Resul
 		_ = o.w.Snapshotter.Remove(context.WithoutCancel(ctx), active)
 		return nil, err
 	}
-	return o.w.commit(ctx, active)
+	ref, err := o.w.commit(ctx, active)
+	if err != nil {
+		return nil, err
+	}
+	if err := o.saveReuse(parent, ref.Snapshot); err != nil {
+		return nil, err
+	}
+	return ref, nil
 }
 
-func (o *fileOp) apply(ctx context.Context, dest string, a llb.FileAction, inputs []solver.Result) error {
+func (o *fileOp) apply(ctx context.Context, dest string, a llb.FileAction, inputs []solver.Result, reuse *fileop.Reuse) error {
 	switch {
 	case a.Copy != nil:
 		ref := refOf(inputs[a.Copy.Source])
 		return o.w.withView(ctx, ref, func(root string) error {
-			return fileop.Copy(ctx, fileop.Source{Root: root, Excludes: ref.Excludes, Context: ref.Dir != ""}, dest, a.Copy)
+			src := fileop.Source{Root: root, Excludes: ref.Excludes, Context: ref.Dir != ""}
+			return fileop.CopyWith(ctx, src, dest, a.Copy, fileop.CopyOptions{Reuse: reuse})
 		})
 	case a.Mkdir != nil:
 		return fileop.Mkdir(ctx, dest, a.Mkdir)

@@ -48,6 +48,18 @@ type NotFoundError = local.NotFoundError
 // Copy performs a CopyAction from src into destRoot; both are host
 // directories. See the package documentation for the semantics.
 func Copy(ctx context.Context, src Source, destRoot string, a *llb.CopyAction) error {
+	return CopyWith(ctx, src, destRoot, a, CopyOptions{})
+}
+
+// CopyOptions tune how a Copy writes; the result is the same with any.
+type CopyOptions struct {
+	// Reuse, when set, links unchanged files from an earlier result of the
+	// same copy instead of writing them (see Reuse).
+	Reuse *Reuse
+}
+
+// CopyWith is Copy with options.
+func CopyWith(ctx context.Context, src Source, destRoot string, a *llb.CopyAction, opts CopyOptions) error {
 	sel, err := local.Select(src, a)
 	if err != nil {
 		return err
@@ -55,6 +67,9 @@ func Copy(ctx context.Context, src Source, destRoot string, a *llb.CopyAction) e
 	c, err := newCopier(ctx, sel, destRoot, a)
 	if err != nil {
 		return err
+	}
+	if opts.Reuse != nil {
+		c.reuse = &reuser{Reuse: opts.Reuse, linked: map[inode]bool{}, upperDirs: map[string]bool{}}
 	}
 	destHost, err := local.Resolve(c.root, a.Dest)
 	if err != nil {

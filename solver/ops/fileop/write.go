@@ -29,6 +29,7 @@ type copier struct {
 	// pending directories get their metadata after their contents, in
 	// reverse order of creation.
 	pending []dirMeta
+	reuse   *reuser // nil unless the copy may link unchanged files
 }
 
 type inode struct{ dev, ino uint64 }
@@ -97,6 +98,11 @@ func (c *copier) entryMeta(e local.Entry) meta {
 func (c *copier) place(e local.Entry, host string) (string, error) {
 	if e.Info.IsDir() {
 		return c.placeDir(e, host)
+	}
+	if c.reuse != nil && e.Info.Mode().IsRegular() {
+		if ok, err := c.reuseFile(e, host); err != nil || ok {
+			return host, err
+		}
 	}
 	if err := c.clear(host); err != nil {
 		return "", err

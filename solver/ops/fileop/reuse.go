@@ -1,0 +1,170 @@
+package fileop
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"syscall"
+
+	digest "github.com/opencontainers/go-digest"
+	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/strata/context/local"
+)
+
+// Reuse lets a copy into an overlay snapshot take unchanged files from an
+// earlier result of the same copy instead of writing them again: such a
+// file is hard-linked from the earlier snapshot's own directory (Prev) into
+// the new snapshot's upper directory (Upper).
+//
+// Prev must be the own directory of a committed snapshot made by the same
+// copy action over the same parent snapshot as destRoot, and PrevFiles the
+// entry digests (contenthash.Sum.Files, keyed by local.Entry.Dest) of what
+// that copy read; Files are this copy's. A file is linked only when its
+// entry digest is unchanged, nothing is in its way in destRoot, and the
+// earlier file already has exactly the size, owner, mode, mtime and
+// extended attributes this copy would give it: a shared inode is never
+// written to. Everything else is copied as usual.
+type Reuse struct {
+	Upper, Prev      string
+	Files, PrevFiles map[string]digest.Digest
+}
+
+// reuser is the state of one copy's reuse.
+type reuser struct {
+	*Reuse
+	linked    map[inode]bool // earlier inodes already linked by this copy
+	upperDirs map[string]bool
+}
+
+// reuseFile links the regular file e from the earlier snapshot at host when
+// that is safe, and reports whether it did. A false result with a nil error
+// means the caller copies the file.
+func (c *copier) reuseFile(e local.Entry, host string) (bool, error) {
+	r := c.reuse
+	st := e.Info.Sys().(*syscall.Stat_t)
+	d, ok := r.Files[e.Dest()]
+	if !ok || st.Nlink != 1 || r.PrevFiles[e.Dest()] != d {
+		return false, nil
+	}
+	if _, err := os.Lstat(host); !errors.Is(err, fs.ErrNotExist) {
+		return false, nil // something to replace: copy through the mount
+	}
+	rel := local.RelTo(c.root, host)
+	if rel == "." || rel == "" {
+		return false, nil
+	}
+	prev := filepath.Join(r.Prev, filepath.FromSlash(rel))
+	var ps unix.Stat_t
+	if err := unix.Lstat(prev, &ps); err != nil || ps.Mode&unix.S_IFMT != unix.S_IFREG {
+		return false, nil
+	}
+	m := c.entryMeta(e)
+	if ps.Size != st.Size || int(ps.Uid) != m.uid || int(ps.Gid) != m.gid || ps.Mode&0o7777 != m.mode ||
+		ps.Mtim.Nano() != m.mtime.UnixNano() || r.linked[inode{ps.Dev, ps.Ino}] {
+		return false, nil
+	}
+	if same, err := sameXattrs(e.Host, prev); err != nil || !same {
+		return false, nil
+	}
+	parent, err := c.upperDir(path.Dir(rel), filepath.Dir(host))
+	if err != nil || parent == "" {
+		return false, err
+	}
+	if err := unix.Linkat(unix.AT_FDCWD, prev, unix.AT_FDCWD, filepath.Join(parent, path.Base(rel)), 0); err != nil {
+		return false, nil // e.g. the earlier snapshot is being pruned: copy instead
+	}
+	r.linked[inode{ps.Dev, ps.Ino}] = true
+	return true, nil
+}
+
+// upperDir returns the directory of Upper that holds the entries of the
+// destination directory rel (mounted at host), copying it up first when it
+// so far only exists in a lower layer. It returns "" when the directory is
+// not a plain directory of Upper.
+func (c *copier) upperDir(rel, host string) (string, error) {
+	r := c.reuse
+	dir := filepath.Join(r.Upper, filepath.FromSlash(rel))
+	if r.upperDirs[dir] {
+		return dir, nil
+	}
+	fi, err := os.Lstat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Creating an entry through the mount copies the directory (and its
+		// parents) up; the directory's mtime changes, as any copy into it
+		// changes it.
+		if err := copyUp(host); err != nil {
+			return "", fmt.Errorf("copy to %s: %w", c.show(host), err)
+		}
+		fi, err = os.Lstat(dir)
+	}
+	if err != nil || !fi.IsDir() {
+		return "", nil
+	}
+	r.upperDirs[dir] = true
+	return dir, nil
+}
+
+// copyUp makes the overlay copy the merged directory host up into its
+// upper dir, by creating and removing an entry in it.
+func copyUp(host string) error {
+	f, err := os.CreateTemp(host, ".strata-copyup-")
+	if err != nil {
+		return err
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+// sameXattrs says whether a and b carry the same extended attributes.
+func sameXattrs(a, b string) (bool, error) {
+	xa, err := xattrs(a)
+	if err != nil {
+		return false, err
+	}
+	xb, err := xattrs(b)
+	if err != nil {
+		return false, err
+	}
+	if len(xa) != len(xb) {
+		return false, nil
+	}
+	for k, v := range xa {
+		if w, ok := xb[k]; !ok || v != w {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// xattrs reads all extended attributes of p (not following a symlink); a
+// file system without them has none.
+func xattrs(p string) (map[string]string, error) {
+	n, err := unix.Llistxattr(p, nil)
+	if errors.Is(err, unix.ENOTSUP) || n == 0 {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list xattrs of %s: %w", p, err)
+	}
+	buf := make([]byte, n)
+	if n, err = unix.Llistxattr(p, buf); err != nil {
+		return nil, fmt.Errorf("list xattrs of %s: %w", p, err)
+	}
+	out := map[string]string{}
+	for _, name := range splitNull(buf[:n]) {
+		sz, err := unix.Lgetxattr(p, name, nil)
+		if err != nil {
+			return nil, fmt.Errorf("get xattr %s of %s: %w", name, p, err)
+		}
+		val := make([]byte, sz)
+		if sz, err = unix.Lgetxattr(p, name, val); err != nil {
+			return nil, fmt.Errorf("get xattr %s of %s: %w", name, p, err)
+		}
+		out[name] = string(val[:sz])
+	}
+	return out, nil
+}
