@@ -31,6 +31,9 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/strata-build/strata/context/local"
 	"github.com/strata-build/strata/llb"
@@ -56,7 +59,15 @@ type CopyOptions struct {
 	// Reuse, when set, links unchanged files from an earlier result of the
 	// same copy instead of writing them (see Reuse).
 	Reuse *Reuse
+	// Workers bounds how many regular files are written at once (0 means
+	// defaultWorkers). Directories, links and all metadata ordering stay
+	// sequential.
+	Workers int
 }
+
+// defaultWorkers is how many files a copy writes at once: the work is
+// mostly system calls, which overlap well even on few cores.
+const defaultWorkers = 4
 
 // CopyWith is Copy with options.
 func CopyWith(ctx context.Context, src Source, destRoot string, a *llb.CopyAction, opts CopyOptions) error {
@@ -70,6 +81,10 @@ func CopyWith(ctx context.Context, src Source, destRoot string, a *llb.CopyActio
 	}
 	if opts.Reuse != nil {
 		c.reuse = &reuser{Reuse: opts.Reuse, linked: map[inode]bool{}, upperDirs: map[string]bool{}}
+	}
+	c.workers = opts.Workers
+	if c.workers <= 0 {
+		c.workers = defaultWorkers
 	}
 	destHost, err := local.Resolve(c.root, a.Dest)
 	if err != nil {
@@ -135,10 +150,14 @@ func (c *copier) prepareTarget(m *local.Match, destHost string, into bool) (stri
 	return local.ResolveParent(c.root, rel)
 }
 
-// copyMatch writes one Match at target and everything below it.
+// copyMatch writes one Match at target and everything below it. Regular
+// files with a single link are written by up to c.workers goroutines; the
+// copy of the Match is complete when copyMatch returns.
 func (c *copier) copyMatch(m *local.Match, target string) error {
 	dirs := map[string]string{}
-	return c.sel.Walk(c.ctx, m, func(e local.Entry) error {
+	g, gctx := errgroup.WithContext(c.ctx)
+	g.SetLimit(c.workers)
+	err := c.sel.Walk(c.ctx, m, func(e local.Entry) error {
 		host := target
 		if e.Rel != "" {
 			parent, ok := dirs[path.Dir(e.Rel)]
@@ -154,6 +173,16 @@ func (c *copier) copyMatch(m *local.Match, target string) error {
 				return err
 			}
 		}
+		if singleFile(e) {
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			g.Go(func() error {
+				_, err := c.place(e, host)
+				return err
+			})
+			return nil
+		}
 		written, err := c.place(e, host)
 		if err != nil {
 			return err
@@ -167,6 +196,17 @@ func (c *copier) copyMatch(m *local.Match, target string) error {
 		}
 		return nil
 	})
+	if gerr := g.Wait(); gerr != nil {
+		return gerr
+	}
+	return err
+}
+
+// singleFile says whether e is a regular file with no other link, which a
+// copy may write in any order.
+func singleFile(e local.Entry) bool {
+	st, ok := e.Info.Sys().(*syscall.Stat_t)
+	return ok && e.Info.Mode().IsRegular() && st.Nlink == 1
 }
 
 // mkdirAll makes sure the directory dir (a host path below the destination

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sync"
 	"syscall"
 
 	digest "github.com/opencontainers/go-digest"
@@ -36,6 +37,7 @@ type Reuse struct {
 // reuser is the state of one copy's reuse.
 type reuser struct {
 	*Reuse
+	mu        sync.Mutex
 	linked    map[inode]bool // earlier inodes already linked by this copy
 	upperDirs map[string]bool
 }
@@ -64,7 +66,7 @@ func (c *copier) reuseFile(e local.Entry, host string) (bool, error) {
 	}
 	m := c.entryMeta(e)
 	if ps.Size != st.Size || int(ps.Uid) != m.uid || int(ps.Gid) != m.gid || ps.Mode&0o7777 != m.mode ||
-		ps.Mtim.Nano() != m.mtime.UnixNano() || r.linked[inode{ps.Dev, ps.Ino}] {
+		ps.Mtim.Nano() != m.mtime.UnixNano() || !r.claim(inode{ps.Dev, ps.Ino}) {
 		return false, nil
 	}
 	if same, err := sameXattrs(e.Host, prev); err != nil || !same {
@@ -77,8 +79,19 @@ func (c *copier) reuseFile(e local.Entry, host string) (bool, error) {
 	if err := unix.Linkat(unix.AT_FDCWD, prev, unix.AT_FDCWD, filepath.Join(parent, path.Base(rel)), 0); err != nil {
 		return false, nil // e.g. the earlier snapshot is being pruned: copy instead
 	}
-	r.linked[inode{ps.Dev, ps.Ino}] = true
 	return true, nil
+}
+
+// claim marks an earlier inode as linked by this copy and reports whether
+// it was still free: one earlier file never becomes two linked ones.
+func (r *reuser) claim(i inode) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.linked[i] {
+		return false
+	}
+	r.linked[i] = true
+	return true
 }
 
 // upperDir returns the directory of Upper that holds the entries of the
@@ -88,7 +101,10 @@ func (c *copier) reuseFile(e local.Entry, host string) (bool, error) {
 func (c *copier) upperDir(rel, host string) (string, error) {
 	r := c.reuse
 	dir := filepath.Join(r.Upper, filepath.FromSlash(rel))
-	if r.upperDirs[dir] {
+	r.mu.Lock()
+	known := r.upperDirs[dir]
+	r.mu.Unlock()
+	if known {
 		return dir, nil
 	}
 	fi, err := os.Lstat(dir)
@@ -104,7 +120,9 @@ func (c *copier) upperDir(rel, host string) (string, error) {
 	if err != nil || !fi.IsDir() {
 		return "", nil
 	}
+	r.mu.Lock()
 	r.upperDirs[dir] = true
+	r.mu.Unlock()
 	return dir, nil
 }
 

@@ -30,6 +30,7 @@ type copier struct {
 	// reverse order of creation.
 	pending []dirMeta
 	reuse   *reuser // nil unless the copy may link unchanged files
+	workers int     // bound on regular files written at once
 }
 
 type inode struct{ dev, ino uint64 }
