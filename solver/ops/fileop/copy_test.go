@@ -115,6 +115,8 @@ func TestCopy(t *testing.T) {
 			want: map[string]string{"o": dir, "o/a.txt": file + "A", "o/b.txt": file + "B"}},
 		{name: "dir over file fails", a: llb.CopyAction{Src: []string{"dir"}, Dest: "/o/"},
 			dest: map[string]string{"o/dir": "file"}, err: "copy to /o/dir: cannot overwrite non-directory with directory"},
+		{name: "file over dir fails among many", a: llb.CopyAction{Src: []string{"."}, Dest: "/o/", CopyDirContents: true},
+			dest: map[string]string{"o/dir/sub/h.txt/": ""}, err: "copy to /o/dir/sub/h.txt: cannot overwrite directory with non-directory"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
