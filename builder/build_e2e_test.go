@@ -494,3 +494,19 @@ func checksumFiles(t *testing.T, root string) map[string]string {
 	}
 	return out
 }
+
+// A required secret for an env variable must be given; an optional one
+// leaves the variable unset.
+func TestRequiredEnvSecret(t *testing.T) {
+	e := newEnv(t)
+	df := "FROM busybox\nRUN --mount=type=secret,id=tok,env=TOKEN,required=true test \"$TOKEN\" = s3cret\n"
+	dir := writeContext(t, map[string]string{"Dockerfile": df})
+	_, _, err := e.build(dir, builder.Options{})
+	if err == nil || !strings.Contains(err.Error(), `secret "tok" is required but was not given`) {
+		t.Fatalf("build without the secret: %v", err)
+	}
+	e.mustBuild(dir, builder.Options{Secrets: map[string][]byte{"tok": []byte("s3cret")}})
+
+	opt := "FROM busybox\nRUN --mount=type=secret,id=other,env=OTHER test -z \"$OTHER\"\n"
+	e.mustBuild(writeContext(t, map[string]string{"Dockerfile": opt}), builder.Options{})
+}

@@ -34,6 +34,9 @@ type ExecOp struct {
 	// SecretEnv maps environment variable names to secret IDs; values
 	// never enter the op, its digest or the image.
 	SecretEnv map[string]string `json:",omitempty"`
+	// SecretEnvRequired names the SecretEnv variables whose secret must be
+	// given (RUN --mount=type=secret,env=NAME,required).
+	SecretEnvRequired []string `json:",omitempty"`
 	// ProxyEnv holds the predefined proxy build args (HTTP_PROXY, ...) the
 	// step sees. Like BuildKit, strata keeps them out of the op's digest and
 	// so out of its cache key: a proxy change does not re-run a step.

@@ -266,6 +266,9 @@ func secretMount(m *instructions.Mount, target string, exec *llb.ExecOp) error {
 			exec.SecretEnv = map[string]string{}
 		}
 		exec.SecretEnv[name] = id
+		if m.Required {
+			exec.SecretEnvRequired = append(exec.SecretEnvRequired, name)
+		}
 		if target == "" {
 			return nil
 		}

@@ -60,12 +60,16 @@ func (o *execOp) secretMount(m llb.Mount) (executor.Mount, func(), error) {
 }
 
 // secretEnv returns the NAME=value entries of the step's env secrets. A
-// secret that was not given leaves its variable unset.
+// secret that was not given leaves its variable unset, unless it is
+// required.
 func (o *execOp) secretEnv() ([]string, error) {
 	var env []string
 	for name, id := range o.op.SecretEnv {
 		data, ok := o.w.Secrets[id]
 		if !ok {
+			if slices.Contains(o.op.SecretEnvRequired, name) {
+				return nil, fmt.Errorf("secret %q is required but was not given (--secret id=%s,env=VAR)", id, id)
+			}
 			continue
 		}
 		if slices.Contains(data, 0) {
