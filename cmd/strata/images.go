@@ -42,22 +42,19 @@ func newImages(g *globals) *cobra.Command {
 		Short: "List the images in the store",
 		Args:  exactArgs(0),
 		RunE: func(c *cobra.Command, args []string) error {
-			st, err := g.open(c.Context())
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			list, err := st.Images.List(c.Context())
-			if err != nil {
-				return err
-			}
-			tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 3, ' ', 0)
-			fmt.Fprintln(tw, "REPOSITORY:TAG\tDIGEST\tCREATED\tSIZE")
-			for _, img := range list {
-				size, _ := imageSize(c, st, img)
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", images.Familiar(img.Name), img.Target.Digest.Encoded()[:12], img.Created.Format(time.RFC3339), humanSize(size))
-			}
-			return tw.Flush()
+			return withStore(c, g, func(st *builder.Store) error {
+				list, err := st.Images.List(c.Context())
+				if err != nil {
+					return err
+				}
+				tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 3, ' ', 0)
+				fmt.Fprintln(tw, "REPOSITORY:TAG\tDIGEST\tCREATED\tSIZE")
+				for _, img := range list {
+					size, _ := imageSize(c, st, img)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", images.Familiar(img.Name), img.Target.Digest.Encoded()[:12], img.Created.Format(time.RFC3339), humanSize(size))
+				}
+				return tw.Flush()
+			})
 		},
 	}
 }
@@ -150,36 +147,33 @@ func newSave(g *globals) *cobra.Command {
 		Short: "Write images to a docker archive (stdout by default)",
 		Args:  minArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			st, err := g.open(c.Context())
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			var imgs []images.Image
-			for _, a := range args {
-				img, err := st.Images.Get(c.Context(), a)
-				if err != nil {
-					return fmt.Errorf("save %s: %w", a, err)
+			return withStore(c, g, func(st *builder.Store) error {
+				var imgs []images.Image
+				for _, a := range args {
+					img, err := st.Images.Get(c.Context(), a)
+					if err != nil {
+						return fmt.Errorf("save %s: %w", a, err)
+					}
+					imgs = append(imgs, img)
 				}
-				imgs = append(imgs, img)
-			}
-			if out == "" || out == "-" {
-				return exporter.Save(c.Context(), st.Content, imgs, c.OutOrStdout())
-			}
-			tmp := out + ".tmp"
-			f, err := os.Create(tmp)
-			if err != nil {
-				return err
-			}
-			if err := exporter.Save(c.Context(), st.Content, imgs, f); err != nil {
-				f.Close()
-				os.Remove(tmp)
-				return err
-			}
-			if err := f.Close(); err != nil {
-				return err
-			}
-			return os.Rename(tmp, out)
+				if out == "" || out == "-" {
+					return exporter.Save(c.Context(), st.Content, imgs, c.OutOrStdout())
+				}
+				tmp := out + ".tmp"
+				f, err := os.Create(tmp)
+				if err != nil {
+					return err
+				}
+				if err := exporter.Save(c.Context(), st.Content, imgs, f); err != nil {
+					f.Close()
+					os.Remove(tmp)
+					return err
+				}
+				if err := f.Close(); err != nil {
+					return err
+				}
+				return os.Rename(tmp, out)
+			})
 		},
 	}
 	c.Flags().StringVarP(&out, "output", "o", "", "write to this file")

@@ -18,29 +18,26 @@ func newDu(g *globals) *cobra.Command {
 		Short: "Show the disk usage of the build cache",
 		Args:  exactArgs(0),
 		RunE: func(c *cobra.Command, args []string) error {
-			st, err := g.open(c.Context())
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			list, err := st.DiskUsage(c.Context())
-			if err != nil {
-				return err
-			}
-			tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 3, ' ', 0)
-			fmt.Fprintln(tw, "ID\tSIZE\tSHARED\tLAST USED")
-			var total, shared int64
-			for _, u := range list {
-				fmt.Fprintf(tw, "%s\t%s\t%t\t%s\n", u.Key.Encoded()[:12], humanSize(u.Size), u.Shared, u.LastUsed.Local().Format(time.DateTime))
-				total += u.Size
-				if u.Shared {
-					shared += u.Size
+			return withStore(c, g, func(st *builder.Store) error {
+				list, err := st.DiskUsage(c.Context())
+				if err != nil {
+					return err
 				}
-			}
-			fmt.Fprintf(tw, "Shared:\t%s\n", humanSize(shared))
-			fmt.Fprintf(tw, "Private:\t%s\n", humanSize(total-shared))
-			fmt.Fprintf(tw, "Total:\t%s\n", humanSize(total))
-			return tw.Flush()
+				tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 3, ' ', 0)
+				fmt.Fprintln(tw, "ID\tSIZE\tSHARED\tLAST USED")
+				var total, shared int64
+				for _, u := range list {
+					fmt.Fprintf(tw, "%s\t%s\t%t\t%s\n", u.Key.Encoded()[:12], humanSize(u.Size), u.Shared, u.LastUsed.Local().Format(time.DateTime))
+					total += u.Size
+					if u.Shared {
+						shared += u.Size
+					}
+				}
+				fmt.Fprintf(tw, "Shared:\t%s\n", humanSize(shared))
+				fmt.Fprintf(tw, "Private:\t%s\n", humanSize(total-shared))
+				fmt.Fprintf(tw, "Total:\t%s\n", humanSize(total))
+				return tw.Flush()
+			})
 		},
 	}
 }
@@ -73,17 +70,14 @@ func newPrune(g *globals) *cobra.Command {
 				}
 				opts.Until = d
 			}
-			st, err := g.open(c.Context())
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			rep, err := st.Prune(c.Context(), opts)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(c.OutOrStdout(), "Removed %d cache records, %d snapshots, %d blobs\nTotal reclaimed space: %s\n", rep.Records, rep.Snapshots, rep.Blobs, humanSize(rep.Reclaimed))
-			return nil
+			return withStore(c, g, func(st *builder.Store) error {
+				rep, err := st.Prune(c.Context(), opts)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(c.OutOrStdout(), "Removed %d cache records, %d snapshots, %d blobs\nTotal reclaimed space: %s\n", rep.Records, rep.Snapshots, rep.Blobs, humanSize(rep.Reclaimed))
+				return nil
+			})
 		},
 	}
 	c.Flags().BoolVarP(&all, "all", "a", false, "remove all build cache")
