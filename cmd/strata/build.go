@@ -22,7 +22,7 @@ import (
 type buildFlags struct {
 	file, target, progress, iidfile, metadataFile string
 	tags, buildArgs, outputs, labels, noCacheFilt []string
-	noCache, pull                                 bool
+	noCache, pull, quiet                          bool
 	check                                         bool
 	jobs                                          int
 	secrets, ssh, addHosts, allow                 []string
@@ -50,6 +50,7 @@ func newBuild(g *globals) *cobra.Command {
 	fl.StringArrayVarP(&f.outputs, "output", "o", nil, "output: type=image|oci|docker,dest=PATH,name=NAME")
 	fl.StringArrayVar(&f.labels, "label", nil, "set a label on the image (KEY=VALUE)")
 	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto, plain, quiet")
+	fl.BoolVarP(&f.quiet, "quiet", "q", false, "print only the image ID (the config digest) on success")
 	fl.StringVar(&f.iidfile, "iidfile", "", "write the image ID to this file")
 	fl.StringVar(&f.metadataFile, "metadata-file", "", "write build result metadata to this file")
 	fl.BoolVar(&f.check, "check", false, "only lint the Dockerfile: print its warnings, build nothing")
@@ -99,6 +100,9 @@ func runBuild(c *cobra.Command, g *globals, f *buildFlags, contextDir string) er
 			return err
 		}
 	}
+	if f.quiet {
+		f.progress = "quiet"
+	}
 	switch f.progress {
 	case "auto", "plain", "tty":
 		opts.Progress = progress.NewPlain(c.ErrOrStderr())
@@ -128,6 +132,10 @@ func runBuild(c *cobra.Command, g *globals, f *buildFlags, contextDir string) er
 		return nil
 	}
 	out := c.OutOrStdout()
+	if f.quiet {
+		fmt.Fprintln(out, res.Config)
+		return writeBuildFiles(f, res)
+	}
 	fmt.Fprintf(out, "image %s\n", res.Manifest.Digest)
 	for _, r := range res.Reports {
 		if r.Path != "" {
@@ -141,18 +149,26 @@ func runBuild(c *cobra.Command, g *globals, f *buildFlags, contextDir string) er
 			}
 		}
 	}
+	return writeBuildFiles(f, res)
+}
+
+// writeBuildFiles writes --iidfile and --metadata-file.
+func writeBuildFiles(f *buildFlags, res *builder.Result) error {
 	if f.iidfile != "" {
 		if err := os.WriteFile(f.iidfile, []byte(res.Config.String()), 0o644); err != nil {
 			return err
 		}
 	}
 	if f.metadataFile != "" {
-		b, _ := json.MarshalIndent(map[string]any{
+		b, err := json.MarshalIndent(map[string]any{
 			"containerimage.digest":        res.Manifest.Digest,
 			"containerimage.config.digest": res.Config,
 			"containerimage.descriptor":    res.Manifest,
 			"strata.steps":                 res.Steps,
 		}, "", "  ")
+		if err != nil {
+			return err
+		}
 		if err := os.WriteFile(f.metadataFile, b, 0o644); err != nil {
 			return err
 		}
