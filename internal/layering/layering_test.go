@@ -15,6 +15,7 @@ const module = "github.com/strata-build/strata/"
 
 type pkg struct {
 	ImportPath string
+	Doc        string
 	Imports    []string
 }
 
@@ -65,6 +66,25 @@ func TestDependenciesPointOneWay(t *testing.T) {
 					t.Errorf("%s imports %s: %s", from, to, r.why)
 				}
 			}
+		}
+	}
+}
+
+// Every package says what it is for (STYLE.md: doc comments teach the
+// lifecycle).
+func TestEveryPackageHasADocComment(t *testing.T) {
+	out, err := exec.Command("go", "list", "-json", module+"...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	for dec.More() {
+		var p pkg
+		if err := dec.Decode(&p); err != nil {
+			t.Fatal(err)
+		}
+		if strings.TrimSpace(p.Doc) == "" {
+			t.Errorf("package %s has no doc comment", p.ImportPath)
 		}
 	}
 }
