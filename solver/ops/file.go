@@ -132,6 +132,9 @@ func (o *fileOp) Exec(ctx context.Context, inputs []solver.Result) (solver.Resul
 		}
 		return nil
 	})
+	if err == nil && reuse != nil {
+		err = reuse.Link() // into the unmounted upper dir
+	}
 	if err != nil {
 		_ = o.w.Snapshotter.Remove(context.WithoutCancel(ctx), active)
 		return nil, err

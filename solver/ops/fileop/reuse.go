@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 	"syscall"
+	"time"
 
 	digest "github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
@@ -29,9 +30,73 @@ import (
 // earlier file already has exactly the size, owner, mode, mtime and
 // extended attributes this copy would give it: a shared inode is never
 // written to. Everything else is copied as usual.
+//
+// The copy only decides which files to link; Link makes the links once the
+// destination is unmounted, so the upper directory never changes under a
+// live overlay mount (which the kernel leaves undefined).
 type Reuse struct {
 	Upper, Prev      string
 	Files, PrevFiles map[string]digest.Digest
+
+	mu    sync.Mutex
+	links []link
+}
+
+// link is one file to hard-link from the earlier snapshot into Upper.
+type link struct {
+	prev, dst string
+}
+
+// Link makes the links the copy decided on, into the unmounted upper
+// directory, and gives the directories they land in back the times the copy
+// set. An earlier file that cannot be linked (another file system, a limit
+// on links) is copied instead, with the same metadata.
+func (r *Reuse) Link() error {
+	r.mu.Lock()
+	links := r.links
+	r.links = nil
+	r.mu.Unlock()
+	times := map[string][2]unix.Timespec{}
+	for _, l := range links {
+		dir := filepath.Dir(l.dst)
+		if _, ok := times[dir]; ok {
+			continue
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(dir, &st); err != nil {
+			return fmt.Errorf("link unchanged files: %w", err)
+		}
+		times[dir] = [2]unix.Timespec{st.Atim, st.Mtim}
+	}
+	for _, l := range links {
+		if err := unix.Linkat(unix.AT_FDCWD, l.prev, unix.AT_FDCWD, l.dst, 0); err != nil {
+			if err := copyLinked(l.prev, l.dst); err != nil {
+				return fmt.Errorf("link unchanged file %s: %w", l.dst, err)
+			}
+		}
+	}
+	for dir, ts := range times {
+		if err := unix.UtimesNanoAt(unix.AT_FDCWD, dir, ts[:], unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("restore times of %s: %w", dir, err)
+		}
+	}
+	return nil
+}
+
+// copyLinked copies the regular file prev to dst with its owner, mode,
+// times and extended attributes.
+func copyLinked(prev, dst string) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(prev, &st); err != nil {
+		return err
+	}
+	in, err := os.Open(prev)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	mtime := time.Unix(st.Mtim.Unix())
+	return writeFileFrom(in, dst, meta{mode: st.Mode & 0o7777, uid: int(st.Uid), gid: int(st.Gid), atime: mtime, mtime: mtime, xattrsFrom: prev})
 }
 
 // reuser is the state of one copy's reuse.
@@ -76,9 +141,9 @@ func (c *copier) reuseFile(e local.Entry, host string) (bool, error) {
 	if err != nil || parent == "" {
 		return false, err
 	}
-	if err := unix.Linkat(unix.AT_FDCWD, prev, unix.AT_FDCWD, filepath.Join(parent, path.Base(rel)), 0); err != nil {
-		return false, nil // e.g. the earlier snapshot is being pruned: copy instead
-	}
+	r.Reuse.mu.Lock()
+	r.Reuse.links = append(r.Reuse.links, link{prev: prev, dst: filepath.Join(parent, path.Base(rel))})
+	r.Reuse.mu.Unlock()
 	return true, nil
 }
 

@@ -42,6 +42,11 @@ func overlayCopy(t *testing.T, lower string, src Source, a *llb.CopyAction, reus
 	if err != nil {
 		t.Fatal(err)
 	}
+	if r != nil {
+		if err := r.Link(); err != nil { // into the unmounted upper dir
+			t.Fatal(err)
+		}
+	}
 	// Files linked into the upper dir show in a new mount of it.
 	if err := unix.Mount("overlay", mnt, "overlay", unix.MS_RDONLY, "lowerdir="+upper+":"+lower); err != nil {
 		t.Fatal(err)
@@ -174,4 +179,50 @@ func toDigests(m map[string]string) map[string]digest.Digest {
 		out[k] = digest.Digest(v)
 	}
 	return out
+}
+
+// Link makes the decided links into an unmounted upper dir and leaves the
+// directories they land in with the times they had; a file it cannot link
+// (here: the earlier file is on another file system) is copied instead.
+func TestReuseLinkKeepsDirTimes(t *testing.T) {
+	needRoot(t)
+	prev, upper := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(prev, "f"), []byte("data"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(upper, "d")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+	if err := os.Chtimes(dir, old, old); err != nil {
+		t.Fatal(err)
+	}
+	shm := "/dev/shm"
+	other, err := os.MkdirTemp(shm, "strata-reuse-")
+	if err != nil {
+		t.Skipf("no tmpfs at %s for the cross-device case: %v", shm, err)
+	}
+	defer os.RemoveAll(other)
+	if err := os.WriteFile(filepath.Join(other, "g"), []byte("other"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := &Reuse{Upper: upper, Prev: prev}
+	r.links = []link{
+		{prev: filepath.Join(prev, "f"), dst: filepath.Join(dir, "f")},
+		{prev: filepath.Join(other, "g"), dst: filepath.Join(dir, "g")},
+	}
+	if err := r.Link(); err != nil {
+		t.Fatal(err)
+	}
+	if got := mtime(t, dir); !got.Equal(old) {
+		t.Errorf("dir mtime %v after Link, want %v", got, old)
+	}
+	if st := statT(t, filepath.Join(dir, "f")); st.Nlink != 2 {
+		t.Errorf("f has %d links, want 2 (linked)", st.Nlink)
+	}
+	st := statT(t, filepath.Join(dir, "g"))
+	if b, _ := os.ReadFile(filepath.Join(dir, "g")); string(b) != "other" || st.Nlink != 1 || st.Mode&0o7777 != 0o600 {
+		t.Errorf("g: %q, %d links, mode %o: want a copy with mode 600", b, st.Nlink, st.Mode&0o7777)
+	}
 }
