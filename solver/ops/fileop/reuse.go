@@ -69,6 +69,15 @@ func (r *Reuse) Link() error {
 		times[dir] = [2]unix.Timespec{st.Atim, st.Mtim}
 	}
 	for _, l := range links {
+		// An overlay whiteout the copy left at the name (it removed what a
+		// lower layer had there) is replaced; the link hides the lower file
+		// just as well.
+		var st unix.Stat_t
+		if unix.Lstat(l.dst, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0 {
+			if err := os.Remove(l.dst); err != nil {
+				return fmt.Errorf("link unchanged file %s: %w", l.dst, err)
+			}
+		}
 		if err := unix.Linkat(unix.AT_FDCWD, l.prev, unix.AT_FDCWD, l.dst, 0); err != nil {
 			if err := copyLinked(l.prev, l.dst); err != nil {
 				return fmt.Errorf("link unchanged file %s: %w", l.dst, err)
