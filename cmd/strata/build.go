@@ -47,7 +47,7 @@ func newBuild(g *globals) *cobra.Command {
 	fl.BoolVar(&f.noCache, "no-cache", false, "do not use the cache")
 	fl.BoolVar(&f.pull, "pull", false, "always pull the base images again (a newer digest replaces the local one)")
 	fl.StringArrayVar(&f.noCacheFilt, "no-cache-filter", nil, "do not use the cache for these stages")
-	fl.StringArrayVarP(&f.outputs, "output", "o", nil, "output: type=image|oci|docker,dest=PATH,name=NAME")
+	fl.StringArrayVarP(&f.outputs, "output", "o", nil, "output: type=image|oci|docker|local|tar,dest=PATH (a bare PATH is type=local)")
 	fl.StringArrayVar(&f.labels, "label", nil, "set a label on the image (KEY=VALUE)")
 	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto, plain, quiet")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "print only the image ID (the config digest) on success")
@@ -184,14 +184,18 @@ func parseOutputs(vals []string, st *builder.Store, tagged bool) ([]exporter.Exp
 	}
 	var out []exporter.Exporter
 	for _, v := range vals {
+		if !strings.Contains(v, "=") {
+			// -o PATH is a local directory export in buildx ("-" a tar on stdout).
+			if v == "-" {
+				v = "type=tar,dest=-"
+			} else {
+				v = "type=local,dest=" + v
+			}
+		}
 		kv := map[string]string{}
 		for _, part := range strings.Split(v, ",") {
 			k, val, ok := strings.Cut(part, "=")
 			if !ok {
-				if len(vals) == 1 && !strings.Contains(v, "=") {
-					// -o PATH is a local directory export in buildx.
-					return nil, usagef("-o %s: local directory export is not supported yet; use type=oci,dest=FILE", v)
-				}
 				return nil, usagef("-o %s: %q is not KEY=VALUE", v, part)
 			}
 			kv[strings.TrimSpace(k)] = strings.TrimSpace(val)
@@ -214,10 +218,20 @@ func parseOutputs(vals []string, st *builder.Store, tagged bool) ([]exporter.Exp
 				return nil, usagef("-o %s: type=docker needs dest=FILE", v)
 			}
 			out = append(out, exporter.DockerArchive{Path: dest})
+		case "local":
+			if dest == "" {
+				return nil, usagef("-o %s: type=local needs dest=DIR", v)
+			}
+			out = append(out, exporter.LocalDir{Dir: dest})
+		case "tar":
+			if dest == "" {
+				return nil, usagef("-o %s: type=tar needs dest=FILE (- for stdout)", v)
+			}
+			out = append(out, exporter.RootfsTar{Path: dest})
 		case "":
 			return nil, usagef("-o %s: missing type=", v)
 		default:
-			return nil, usagef("-o %s: unknown output type %q (image, oci, docker)", v, kv["type"])
+			return nil, usagef("-o %s: unknown output type %q (image, oci, docker, local, tar)", v, kv["type"])
 		}
 	}
 	return out, nil

@@ -42,7 +42,7 @@ func newRoot() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&g.root, "root", builder.DefaultRoot(), "store root (env STRATA_ROOT)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newBuild(g), newImages(g), newLoad(g), newImport(g), newSave(g), newVersion(), newDu(g), newPrune(g), newTag(g), newRmi(g), newInspect(g), newHistory(g), newPull(g))
+	root.AddCommand(newBuild(g), newImages(g), newLoad(g), newImport(g), newSave(g), newVersion(), newDu(g), newPrune(g), newTag(g), newRmi(g), newInspect(g), newHistory(g), newPull(g), newExport(g))
 	return root
 }
 
