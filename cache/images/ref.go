@@ -102,10 +102,16 @@ func splitDomain(name string) (domain, path string, err error) {
 
 // Familiar is the short form of a normalized name, as docker displays it:
 // "docker.io/library/busybox:latest" -> "busybox:latest",
-// "docker.io/x/y:1" -> "x/y:1". Other domains are kept.
+// "docker.io/x/y:1" -> "x/y:1". Other domains are kept, and so is
+// docker.io when the rest would read as a domain ("docker.io/a.b/c").
 func Familiar(name string) string {
 	rest, ok := strings.CutPrefix(name, defaultDomain+"/")
 	if !ok {
+		return name
+	}
+	// A first component that looks like a registry ("0.0/x", "host:5000/x",
+	// "localhost/x") would be read back as one: keep the domain then.
+	if first, _, found := strings.Cut(rest, "/"); found && (strings.ContainsAny(first, ".:") || first == "localhost") {
 		return name
 	}
 	if short, ok := strings.CutPrefix(rest, officialRepo); ok {
