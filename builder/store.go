@@ -10,11 +10,14 @@ package builder
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -108,21 +111,63 @@ func (s *Store) TmpDir() string { return s.tmp }
 
 // claimTmp makes this process's private temp dir and holds its lock.
 func (s *Store) claimTmp() error {
-	dir, err := os.MkdirTemp(filepath.Join(s.Root, "tmp"), "p"+strconv.Itoa(os.Getpid())+"-")
+	base := filepath.Join(s.Root, "tmp")
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return err
+	}
+	dir := filepath.Join(base, "p"+strconv.Itoa(os.Getpid())+"-"+hex.EncodeToString(b[:]))
+	f, err := createLocked(dir + ".lock")
 	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return err
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		os.Remove(f.Name())
 		f.Close()
-		return fmt.Errorf("lock %s: %w", dir, err)
+		return err
 	}
 	s.tmp, s.lock = dir, f
 	return nil
 }
+
+// createLocked makes the file p already holding an exclusive flock, so no
+// sweep ever sees it unlocked: the file is made unnamed (O_TMPFILE), locked,
+// then linked in under its name. Where the file system has no O_TMPFILE it
+// is made under a temporary name, which a sweep leaves alone for an hour.
+func createLocked(p string) (*os.File, error) {
+	fd, err := unix.Open(filepath.Dir(p), unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
+	if err == nil {
+		f := os.NewFile(uintptr(fd), p)
+		if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", p, err)
+		}
+		if err := unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), unix.AT_FDCWD, p, unix.AT_SYMLINK_FOLLOW); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("create %s: %w", p, err)
+		}
+		return f, nil
+	}
+	tmp := filepath.Join(filepath.Dir(p), newLockPrefix+filepath.Base(p))
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return nil, fmt.Errorf("lock %s: %w", p, err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return nil, err
+	}
+	return f, nil
+}
+
+// newLockPrefix names a lock file being made without O_TMPFILE.
+const newLockPrefix = ".new-"
 
 // sweep removes the temp dirs of dead processes (unmounting what they left
 // mounted), their active snapshots and their ingest files.
@@ -133,22 +178,25 @@ func (s *Store) sweep(ctx context.Context) error {
 		return err
 	}
 	for _, e := range entries {
-		dir := filepath.Join(base, e.Name())
-		if alive(dir) {
-			continue
-		}
-		// Containers a dead process left running under --runtime=runc
-		// are found only through its runc state: stop them first.
-		if rs := filepath.Join(dir, "runc"); exists(rs) {
-			if err := runc.Sweep(runc.Options{StateDir: rs}); err != nil {
+		name := filepath.Join(base, e.Name())
+		switch {
+		case e.IsDir():
+			if err := s.sweepTmp(name); err != nil {
 				return err
 			}
-		}
-		if err := unmountBelow(dir); err != nil {
-			return err
-		}
-		if err := os.RemoveAll(dir); err != nil {
-			return err
+		case strings.HasPrefix(e.Name(), newLockPrefix):
+			if err := sweepOld(name, time.Hour); err != nil {
+				return err
+			}
+		case strings.HasSuffix(e.Name(), ".lock"):
+			// A lock whose process died before making its dir, or after
+			// removing it.
+			if _, err := os.Lstat(strings.TrimSuffix(name, ".lock")); errors.Is(err, os.ErrNotExist) {
+				if f, dead := lockIfDead(name); dead {
+					os.Remove(name)
+					f.Close()
+				}
+			}
 		}
 	}
 	if err := s.Snapshotter.Sweep(ctx); err != nil {
@@ -185,17 +233,52 @@ func exists(p string) bool {
 	return err == nil
 }
 
-// alive reports whether a process still holds dir's lock.
-func alive(dir string) bool {
-	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_RDWR, 0)
+// sweepTmp removes the temp dir of a dead process: one whose lock file
+// (dir+".lock", made and locked before the dir) no process holds, or which
+// has none left. Containers it left running under --runtime=runc are
+// stopped first, then what it left mounted is unmounted.
+func (s *Store) sweepTmp(dir string) error {
+	lock := dir + ".lock"
+	f, dead := lockIfDead(lock)
+	if !dead {
+		return nil
+	}
+	if f != nil {
+		defer f.Close()
+	}
+	if rs := filepath.Join(dir, "runc"); exists(rs) {
+		if err := runc.Sweep(runc.Options{StateDir: rs}); err != nil {
+			return err
+		}
+	}
+	if err := unmountBelow(dir); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	if err := os.Remove(lock); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// lockIfDead takes the lock file p when no live process holds it and
+// returns it held (nil if p does not exist); dead is false while a process
+// holds it.
+func lockIfDead(p string) (f *os.File, dead bool) {
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, true
+	}
 	if err != nil {
-		return false
+		return nil, false
 	}
-	defer f.Close()
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		return errors.Is(err, unix.EWOULDBLOCK)
+		f.Close()
+		return nil, false
 	}
-	return false
+	return f, true
 }
 
 // unmountBelow detaches every mount point under dir, deepest first.
@@ -220,6 +303,7 @@ func (s *Store) Close() error {
 	if s.tmp != "" {
 		_ = unmountBelow(s.tmp)
 		_ = os.RemoveAll(s.tmp)
+		_ = os.Remove(s.tmp + ".lock")
 		s.lock.Close()
 	}
 	if s.storeLock != nil {
