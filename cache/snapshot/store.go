@@ -172,8 +172,18 @@ func (s *snapshotter) create(ctx context.Context, k Kind, key, parent string) ([
 	if key == "" {
 		return nil, fmt.Errorf("prepare snapshot: empty key")
 	}
-	id := newID()
-	lk, err := lockFile(s.lockPath(id), true)
+	// A new id's lock can be lost to another process's Sweep in the moment
+	// between creating and locking it (Sweep then unlinks it): take a new id.
+	var id string
+	var lk *os.File
+	var err error
+	for try := 0; ; try++ {
+		id = newID()
+		lk, err = lockFile(s.lockPath(id), true)
+		if err == nil || !errors.Is(err, errLocked) || try == 4 {
+			break
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("prepare snapshot %q: %w", key, err)
 	}
