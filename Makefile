@@ -17,8 +17,10 @@ test:
 # and writes an OCI archive.
 demo: build
 	mkdir -p $(OUT)
-	scripts/busybox-rootfs.sh $(OUT)/busybox.tar
-	$(BIN) --root $(STORE) import $(OUT)/busybox.tar busybox
+	@# The base image is imported once: a second demo is all cached.
+	$(BIN) --root $(STORE) inspect busybox >/dev/null 2>&1 || { \
+		scripts/busybox-rootfs.sh $(OUT)/busybox.tar && \
+		$(BIN) --root $(STORE) import $(OUT)/busybox.tar busybox; }
 	$(BIN) --root $(STORE) build -t hello -o type=oci,dest=$(OUT)/hello.oci.tar examples/hello
 
 lint:
