@@ -138,6 +138,9 @@ func (s *Store) Build(ctx context.Context, opts Options) (*Result, error) {
 	}
 	ref := &ops.Ref{}
 	if conv.Root != nil {
+		if os.Geteuid() != 0 {
+			return nil, ErrNeedsRoot
+		}
 		applyRunOptions(conv.Root, opts)
 		def, err := llb.NewDefinition(conv.Root)
 		if err != nil {
@@ -234,6 +237,9 @@ func scopeSteps(def *llb.Definition, ctxDir, dfPath string) {
 		}
 	}
 }
+
+// ErrNeedsRoot is the error of a build run by another user than root.
+var ErrNeedsRoot = errors.New("building needs root (overlay mounts, namespaces for RUN); rootless builds are not supported yet")
 
 // BuildError is a failed step, with where it came from in the Dockerfile.
 type BuildError struct {
