@@ -109,41 +109,32 @@ func newHistory(g *globals) *cobra.Command {
 				}
 				tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 3, ' ', 0)
 				fmt.Fprintln(tw, "CREATED\tCREATED BY\tSIZE\tCOMMENT")
-				layer := 0
+				// Layer-making entries take the manifest's layers in order.
+				sizes := make([]string, len(res.Config.History))
+				next := 0
+				for i, h := range res.Config.History {
+					sizes[i] = "0B"
+					if !h.EmptyLayer && next < len(res.Manifest.Layers) {
+						sizes[i] = humanSize(res.Manifest.Layers[next].Size)
+						next++
+					}
+				}
 				for i := len(res.Config.History) - 1; i >= 0; i-- {
 					h := res.Config.History[i]
 					created := ""
 					if h.Created != nil {
 						created = h.Created.Format(time.RFC3339)
 					}
-					size := "0B"
-					if !h.EmptyLayer {
-						idx := countLayers(res.Config.History[:i])
-						if idx < len(res.Manifest.Layers) {
-							size = humanSize(res.Manifest.Layers[idx].Size)
-						}
-						layer++
-					}
 					by := strings.ReplaceAll(h.CreatedBy, "\n", " ")
 					if len(by) > 60 {
 						by = by[:57] + "..."
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", created, by, size, h.Comment)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", created, by, sizes[i], h.Comment)
 				}
 				return tw.Flush()
 			})
 		},
 	}
-}
-
-func countLayers(h []ocispecHistory) int {
-	n := 0
-	for _, e := range h {
-		if !e.EmptyLayer {
-			n++
-		}
-	}
-	return n
 }
 
 func resolveStored(c *cobra.Command, st *builder.Store, name string) (*images.Resolved, error) {

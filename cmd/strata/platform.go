@@ -9,5 +9,3 @@ import (
 func defaultPlatform() ocispec.Platform {
 	return ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH}
 }
-
-type ocispecHistory = ocispec.History
