@@ -14,6 +14,7 @@ import (
 
 	"github.com/strata-build/strata/builder"
 	"github.com/strata-build/strata/cache/snapshot"
+	"github.com/strata-build/strata/executor/runc"
 	"github.com/strata-build/strata/exporter"
 	"github.com/strata-build/strata/internal/progress"
 )
@@ -373,22 +374,37 @@ func checkReasons(t *testing.T, steps []builder.Step, want map[string]string) {
 // sandbox touched for its mount points (/etc for /etc/hosts) are not in it.
 // A file written below a directory brings the directory along first.
 func TestLayersHoldOnlyChanges(t *testing.T) {
-	e := newEnv(t)
-	df := "FROM busybox\nRUN true\nRUN echo x > /etc/x\n"
-	dir := writeContext(t, map[string]string{"Dockerfile": df})
-	res, _ := e.mustBuild(dir, builder.Options{})
-	img := e.readImage(res)
-	hist := img.config.History
-	if n := len(hist); n < 2 || !hist[n-2].EmptyLayer || hist[n-1].EmptyLayer {
-		t.Fatalf("RUN true should be an empty layer and the next one not: %s", jsonString(hist))
-	}
-	last := img.layers[len(img.layers)-1]
-	var names []string
-	for _, en := range last {
-		names = append(names, en.hdr.Name)
-	}
-	if strings.Join(names, " ") != "etc/ etc/x" {
-		t.Errorf("last layer entries %q, want [etc/ etc/x]", names)
+	for _, rt := range []string{"sandbox", "runc"} {
+		t.Run(rt, func(t *testing.T) {
+			e := newEnv(t)
+			var opts builder.Options
+			if rt == "runc" {
+				if _, err := exec.LookPath("runc"); err != nil {
+					t.Skip("runc is not installed")
+				}
+				r, err := runc.New(runc.Options{StateDir: filepath.Join(e.store.TmpDir(), "runc")})
+				if err != nil {
+					t.Fatal(err)
+				}
+				opts.Executor = r
+			}
+			df := "FROM busybox\nRUN true\nRUN echo x > /etc/x\n"
+			dir := writeContext(t, map[string]string{"Dockerfile": df})
+			res, _ := e.mustBuild(dir, opts)
+			img := e.readImage(res)
+			hist := img.config.History
+			if n := len(hist); n < 2 || !hist[n-2].EmptyLayer || hist[n-1].EmptyLayer {
+				t.Fatalf("RUN true should be an empty layer and the next one not: %s", jsonString(hist))
+			}
+			last := img.layers[len(img.layers)-1]
+			var names []string
+			for _, en := range last {
+				names = append(names, en.hdr.Name)
+			}
+			if strings.Join(names, " ") != "etc/ etc/x" {
+				t.Errorf("last layer entries %q, want [etc/ etc/x]", names)
+			}
+		})
 	}
 }
 

@@ -1,7 +1,6 @@
 package executor
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -30,12 +29,7 @@ var (
 // trace of them in the root.
 type rootfs struct {
 	dir   string
-	stubs []string // created paths, relative to dir, in creation order
-	// times holds the access and modification times of the directories
-	// stubs were created in, as they were before, keyed like stubs; after
-	// holds their modification times once the stubs were made.
-	times map[string][2]unix.Timespec
-	after map[string]unix.Timespec
+	stubs *Stubs
 }
 
 // setup performs every mount of cfg in the current (private) mount namespace.
@@ -75,38 +69,10 @@ func depth(p string) int { return strings.Count(filepath.Clean(p), "/") }
 // target resolves dest inside the root, creating what is missing: a file
 // when file is true, else a directory.
 func (r *rootfs) target(dest string, file bool) (string, error) {
-	p, err := securejoin.SecureJoin(r.dir, dest)
-	if err != nil {
-		return "", fmt.Errorf("resolve %s: %w", dest, err)
+	if r.stubs == nil {
+		r.stubs = NewStubs(r.dir)
 	}
-	if _, err := os.Lstat(p); err == nil {
-		return p, nil
-	}
-	rel, err := filepath.Rel(r.dir, p)
-	if err != nil {
-		return "", err
-	}
-	parts := strings.Split(rel, string(filepath.Separator))
-	cur := r.dir
-	for i, part := range parts {
-		cur = filepath.Join(cur, part)
-		if _, err := os.Lstat(cur); err == nil {
-			continue
-		}
-		r.saveParentTimes(filepath.Dir(cur), "/"+filepath.Join(parts[:i]...))
-		if file && i == len(parts)-1 {
-			f, err := os.OpenFile(cur, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
-			if err != nil {
-				return "", fmt.Errorf("create mount point %s: %w", dest, err)
-			}
-			f.Close()
-		} else if err := os.Mkdir(cur, 0o755); err != nil {
-			return "", fmt.Errorf("create mount point %s: %w", dest, err)
-		}
-		r.stubs = append(r.stubs, "/"+filepath.Join(parts[:i+1]...))
-		r.noteParentTime(filepath.Dir(cur), "/"+filepath.Join(parts[:i]...))
-	}
-	return p, nil
+	return r.stubs.Target(dest, file)
 }
 
 func (r *rootfs) mount(source, dest, fstype string, flags uintptr, data string, file bool) error {
@@ -257,57 +223,10 @@ func pivot(dir string) error {
 	return unix.Chdir("/")
 }
 
-// saveParentTimes remembers the times of the directory host (rel inside
-// the root) before the first stub is created in it.
-func (r *rootfs) saveParentTimes(host, rel string) {
-	if _, ok := r.times[rel]; ok {
-		return
-	}
-	var st unix.Stat_t
-	if err := unix.Lstat(host, &st); err != nil {
-		return
-	}
-	if r.times == nil {
-		r.times = map[string][2]unix.Timespec{}
-	}
-	r.times[rel] = [2]unix.Timespec{st.Atim, st.Mtim}
-}
-
-// noteParentTime remembers the mtime of directory host (rel inside the
-// root) after a stub was created in it.
-func (r *rootfs) noteParentTime(host, rel string) {
-	var st unix.Stat_t
-	if err := unix.Lstat(host, &st); err != nil {
-		return
-	}
-	if r.after == nil {
-		r.after = map[string]unix.Timespec{}
-	}
-	r.after[rel] = st.Mtim
-}
-
-// removeStubs unmounts and removes, deepest first, the mount points the
-// sandbox created, then gives the directories they were made in their
-// times back if the run did not change them itself, so a layer does not
-// record them as changed; it runs inside the pivoted root. A stub that now
-// holds something the run wrote is kept.
+// removeStubs takes away the mount points the sandbox created; it runs
+// inside the pivoted root.
 func (r *rootfs) removeStubs() {
-	restore := map[string][2]unix.Timespec{}
-	for dir, ts := range r.times {
-		var st unix.Stat_t
-		if err := unix.Lstat(dir, &st); err == nil && st.Mtim == r.after[dir] {
-			restore[dir] = ts
-		}
-	}
-	for i := len(r.stubs) - 1; i >= 0; i-- {
-		p := r.stubs[i]
-		for unix.Unmount(p, unix.MNT_DETACH) == nil {
-		}
-		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-	}
-	for dir, ts := range restore {
-		_ = unix.UtimesNanoAt(unix.AT_FDCWD, dir, ts[:], unix.AT_SYMLINK_NOFOLLOW)
+	if r.stubs != nil {
+		r.stubs.Remove("/")
 	}
 }

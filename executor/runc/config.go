@@ -253,49 +253,15 @@ func specMount(dest string, m snapshot.Mount) specs.Mount {
 // target resolves dest inside the root, creating what is missing (a file
 // when file is true, else a directory) and recording it as a stub.
 func (b *bundle) target(dest string, file bool) (string, error) {
-	p, err := securejoin.SecureJoin(b.rootfs, dest)
-	if err != nil {
-		return "", fmt.Errorf("resolve %s: %w", dest, err)
+	if b.stubs == nil {
+		b.stubs = executor.NewStubs(b.rootfs)
 	}
-	if _, err := os.Lstat(p); err == nil {
-		return p, nil
-	}
-	rel, err := filepath.Rel(b.rootfs, p)
-	if err != nil {
-		return "", err
-	}
-	parts := strings.Split(rel, string(filepath.Separator))
-	cur := b.rootfs
-	for i, part := range parts {
-		cur = filepath.Join(cur, part)
-		if _, err := os.Lstat(cur); err == nil {
-			continue
-		}
-		if file && i == len(parts)-1 {
-			f, err := os.OpenFile(cur, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
-			if err != nil {
-				return "", fmt.Errorf("create mount point %s: %w", dest, err)
-			}
-			f.Close()
-		} else if err := os.Mkdir(cur, 0o755); err != nil {
-			return "", fmt.Errorf("create mount point %s: %w", dest, err)
-		}
-		b.stubs = append(b.stubs, filepath.Join(parts[:i+1]...))
-	}
-	return p, nil
+	return b.stubs.Target(dest, file)
 }
 
-// removeStubs removes, deepest first, the mount points the run created; a
-// stub that now holds something the run wrote is kept.
+// removeStubs takes away the mount points the run created.
 func (b *bundle) removeStubs() {
-	for i := len(b.stubs) - 1; i >= 0; i-- {
-		p, err := securejoin.SecureJoin(b.rootfs, b.stubs[i])
-		if err != nil {
-			continue
-		}
-		if st, err := os.Lstat(p); err == nil && st.Mode().IsRegular() && st.Size() > 0 {
-			continue
-		}
-		_ = os.Remove(p)
+	if b.stubs != nil {
+		b.stubs.Remove(b.rootfs)
 	}
 }

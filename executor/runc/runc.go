@@ -112,7 +112,7 @@ func New(opts Options) (*Runtime, error) {
 type bundle struct {
 	dir    string
 	rootfs string
-	stubs  []string // mount points created in the root, relative, in creation order
+	stubs  *executor.Stubs // mount points created in the root
 }
 
 // Run runs spec to completion. See the package documentation.
