@@ -91,34 +91,12 @@ func (f *fetcher) fetchManifest(ctx context.Context, r name.Reference, expect oc
 	if expect.Size >= 0 && expect.Digest != "" && int64(len(raw)) != expect.Size {
 		return manifestBlob{}, fmt.Errorf("manifest %s: registry sent %d bytes, expected %d", expect.Digest, len(raw), expect.Size)
 	}
-	mt := mediaTypeOf(raw)
+	mt := images.SniffMediaType(raw)
 	if mt == "" {
 		mt = string(d.MediaType)
 	}
 	desc := ocispec.Descriptor{MediaType: mt, Digest: got, Size: int64(len(raw)), Platform: expect.Platform}
 	return manifestBlob{desc: desc, raw: raw}, nil
-}
-
-// mediaTypeOf reads the mediaType field of a manifest or index, or guesses
-// from its shape when the field is absent; "" if it is neither.
-func mediaTypeOf(raw []byte) string {
-	var probe struct {
-		MediaType string            `json:"mediaType"`
-		Manifests []json.RawMessage `json:"manifests"`
-		Config    json.RawMessage   `json:"config"`
-	}
-	if json.Unmarshal(raw, &probe) != nil {
-		return ""
-	}
-	switch {
-	case probe.MediaType != "":
-		return probe.MediaType
-	case probe.Manifests != nil:
-		return ocispec.MediaTypeImageIndex
-	case probe.Config != nil:
-		return ocispec.MediaTypeImageManifest
-	}
-	return ""
 }
 
 // blobs fetches the config and layers of m that the store lacks, at most

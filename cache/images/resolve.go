@@ -68,7 +68,7 @@ func Resolve(ctx context.Context, cs *content.Store, desc ocispec.Descriptor, pl
 		}
 		mt := desc.MediaType
 		if mt == "" {
-			mt = sniffMediaType(b)
+			mt = SniffMediaType(b)
 		}
 		switch {
 		case IsIndex(mt):
@@ -96,7 +96,7 @@ func resolveManifest(ctx context.Context, cs *content.Store, desc ocispec.Descri
 		return nil, fmt.Errorf("resolve %s: decode manifest: %w", desc.Digest, err)
 	}
 	if r.ManifestDesc.MediaType == "" {
-		r.ManifestDesc.MediaType = sniffMediaType(b)
+		r.ManifestDesc.MediaType = SniffMediaType(b)
 	}
 	cfg, err := cs.ReadBlob(ctx, r.Manifest.Config.Digest)
 	if err != nil {
@@ -109,9 +109,9 @@ func resolveManifest(ctx context.Context, cs *content.Store, desc ocispec.Descri
 	return r, nil
 }
 
-// sniffMediaType reads the mediaType field of a manifest or index, or guesses
-// from its shape when the field is absent.
-func sniffMediaType(b []byte) string {
+// SniffMediaType reads the mediaType field of a manifest or index, or
+// guesses from its shape when the field is absent; "" if it is neither.
+func SniffMediaType(b []byte) string {
 	var probe struct {
 		MediaType string            `json:"mediaType"`
 		Manifests []json.RawMessage `json:"manifests"`
