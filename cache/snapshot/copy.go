@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/strata-build/strata/internal/xattr"
 	"golang.org/x/sys/unix"
 )
 
@@ -128,12 +129,12 @@ func copyMeta(src, dst string, st *unix.Stat_t) error {
 }
 
 func copyXattrs(src, dst string) error {
-	names, err := listXattrs(src)
+	names, err := xattr.List(src)
 	if err != nil {
 		return err
 	}
 	for _, n := range names {
-		v, err := getXattr(src, n)
+		v, err := xattr.Get(src, n)
 		if err != nil {
 			return err
 		}
@@ -142,61 +143,6 @@ func copyXattrs(src, dst string) error {
 		}
 	}
 	return nil
-}
-
-func listXattrs(p string) ([]string, error) {
-	buf := make([]byte, 1024)
-	for {
-		n, err := unix.Llistxattr(p, buf)
-		if errors.Is(err, unix.ERANGE) {
-			buf = make([]byte, len(buf)*4)
-			continue
-		}
-		if errors.Is(err, unix.ENOTSUP) {
-			return nil, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("list xattrs of %s: %w", p, err)
-		}
-		var names []string
-		for _, b := range splitNul(buf[:n]) {
-			names = append(names, string(b))
-		}
-		return names, nil
-	}
-}
-
-func splitNul(b []byte) [][]byte {
-	var out [][]byte
-	for len(b) > 0 {
-		i := 0
-		for i < len(b) && b[i] != 0 {
-			i++
-		}
-		if i > 0 {
-			out = append(out, b[:i])
-		}
-		if i == len(b) {
-			break
-		}
-		b = b[i+1:]
-	}
-	return out
-}
-
-func getXattr(p, name string) ([]byte, error) {
-	buf := make([]byte, 256)
-	for {
-		n, err := unix.Lgetxattr(p, name, buf)
-		if errors.Is(err, unix.ERANGE) {
-			buf = make([]byte, len(buf)*4)
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("get xattr %s of %s: %w", name, p, err)
-		}
-		return buf[:n], nil
-	}
 }
 
 // diskUsage sums the allocated blocks and inodes under dir, counting each

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-build/strata/context/local"
+	"github.com/strata-build/strata/internal/xattr"
 )
 
 // Reuse lets a copy into an overlay snapshot take unchanged files from an
@@ -213,50 +215,13 @@ func copyUp(host string) error {
 
 // sameXattrs says whether a and b carry the same extended attributes.
 func sameXattrs(a, b string) (bool, error) {
-	xa, err := xattrs(a)
+	xa, err := xattr.All(a)
 	if err != nil {
 		return false, err
 	}
-	xb, err := xattrs(b)
+	xb, err := xattr.All(b)
 	if err != nil {
 		return false, err
 	}
-	if len(xa) != len(xb) {
-		return false, nil
-	}
-	for k, v := range xa {
-		if w, ok := xb[k]; !ok || v != w {
-			return false, nil
-		}
-	}
-	return true, nil
-}
-
-// xattrs reads all extended attributes of p (not following a symlink); a
-// file system without them has none.
-func xattrs(p string) (map[string]string, error) {
-	n, err := unix.Llistxattr(p, nil)
-	if errors.Is(err, unix.ENOTSUP) || n == 0 {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("list xattrs of %s: %w", p, err)
-	}
-	buf := make([]byte, n)
-	if n, err = unix.Llistxattr(p, buf); err != nil {
-		return nil, fmt.Errorf("list xattrs of %s: %w", p, err)
-	}
-	out := map[string]string{}
-	for _, name := range splitNull(buf[:n]) {
-		sz, err := unix.Lgetxattr(p, name, nil)
-		if err != nil {
-			return nil, fmt.Errorf("get xattr %s of %s: %w", name, p, err)
-		}
-		val := make([]byte, sz)
-		if sz, err = unix.Lgetxattr(p, name, val); err != nil {
-			return nil, fmt.Errorf("get xattr %s of %s: %w", name, p, err)
-		}
-		out[name] = string(val[:sz])
-	}
-	return out, nil
+	return maps.Equal(xa, xb), nil
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/strata-build/strata/context/local"
+	"github.com/strata-build/strata/internal/xattr"
 	"github.com/strata-build/strata/llb"
 	"golang.org/x/sys/unix"
 )
@@ -260,47 +261,19 @@ func applyMeta(p string, m meta, setMode bool) error {
 // copyXattrs copies extended attributes; a file system without them is
 // not an error.
 func copyXattrs(src, dst string) error {
-	buf := make([]byte, 4096)
-	n, err := unix.Llistxattr(src, buf)
-	if errors.Is(err, unix.ERANGE) {
-		if n, err = unix.Llistxattr(src, nil); err == nil {
-			buf = make([]byte, n)
-			n, err = unix.Llistxattr(src, buf)
-		}
-	}
-	if errors.Is(err, unix.ENOTSUP) || n <= 0 {
-		return nil
-	}
+	names, err := xattr.List(src)
 	if err != nil {
-		return fmt.Errorf("list xattrs of %s: %w", src, err)
+		return err
 	}
-	for _, name := range splitNull(buf[:n]) {
-		sz, err := unix.Lgetxattr(src, name, nil)
+	for _, name := range names {
+		val, err := xattr.Get(src, name)
 		if err != nil {
 			continue // vanished or unreadable attribute
 		}
-		val := make([]byte, sz)
-		if sz, err = unix.Lgetxattr(src, name, val); err != nil {
-			continue
-		}
-		if err := unix.Lsetxattr(dst, name, val[:sz], 0); err != nil &&
+		if err := unix.Lsetxattr(dst, name, val, 0); err != nil &&
 			!errors.Is(err, unix.ENOTSUP) && !errors.Is(err, unix.EPERM) {
 			return fmt.Errorf("set xattr %s on %s: %w", name, dst, err)
 		}
 	}
 	return nil
-}
-
-func splitNull(b []byte) []string {
-	var out []string
-	start := 0
-	for i, c := range b {
-		if c == 0 {
-			if i > start {
-				out = append(out, string(b[start:i]))
-			}
-			start = i + 1
-		}
-	}
-	return out
 }
