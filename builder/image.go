@@ -25,17 +25,9 @@ func (s *Store) writeImage(ctx context.Context, ref *ops.Ref, full dockerspec.Do
 	if err != nil {
 		return ocispec.Descriptor{}, "", err
 	}
-	layers := make([]cache.Layer, len(chain))
-	for i, name := range chain {
-		parent := ""
-		if i > 0 {
-			parent = chain[i-1]
-		}
-		l, err := ls.Of(ctx, name, parent, epoch)
-		if err != nil {
-			return ocispec.Descriptor{}, "", fmt.Errorf("layer of %s: %w", name, err)
-		}
-		layers[i] = *l
+	layers, err := ls.OfChain(ctx, chain, epoch)
+	if err != nil {
+		return ocispec.Descriptor{}, "", err
 	}
 	img := tmpl
 	history, newIdx, err := alignHistory(tmpl.History, layers, len(tmpl.RootFS.DiffIDs))

@@ -39,6 +39,23 @@ func (ls *Layers) Chain(ctx context.Context, name string) ([]string, error) {
 	return out, nil
 }
 
+// OfChain returns the layers of a chain from Chain, base first.
+func (ls *Layers) OfChain(ctx context.Context, chain []string, epoch *time.Time) ([]Layer, error) {
+	out := make([]Layer, len(chain))
+	for i, name := range chain {
+		parent := ""
+		if i > 0 {
+			parent = chain[i-1]
+		}
+		l, err := ls.Of(ctx, name, parent, epoch)
+		if err != nil {
+			return nil, fmt.Errorf("layer of %s: %w", name, err)
+		}
+		out[i] = *l
+	}
+	return out, nil
+}
+
 // Of returns the layer of the committed snapshot name over parent ("" for
 // none). With epoch (SOURCE_DATE_EPOCH) the layer's times are clamped and it
 // is recorded apart from the unclamped one. A record whose blob is gone (a

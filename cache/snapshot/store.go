@@ -325,13 +325,19 @@ func childOf(b *bolt.Bucket, name string) string {
 
 var errStop = errors.New("stop")
 
-func (s *snapshotter) Stat(ctx context.Context, key string) (Info, error) {
+// record reads the record of key.
+func (s *snapshotter) record(key string) (record, error) {
 	var r record
 	err := s.db.View(func(tx *bolt.Tx) error {
 		var err error
 		r, err = getRecord(tx.Bucket(bucket), key)
 		return err
 	})
+	return r, err
+}
+
+func (s *snapshotter) Stat(ctx context.Context, key string) (Info, error) {
+	r, err := s.record(key)
 	if err != nil {
 		return Info{}, fmt.Errorf("stat snapshot: %w", err)
 	}
@@ -339,12 +345,7 @@ func (s *snapshotter) Stat(ctx context.Context, key string) (Info, error) {
 }
 
 func (s *snapshotter) Usage(ctx context.Context, key string) (Usage, error) {
-	var r record
-	err := s.db.View(func(tx *bolt.Tx) error {
-		var err error
-		r, err = getRecord(tx.Bucket(bucket), key)
-		return err
-	})
+	r, err := s.record(key)
 	if err != nil {
 		return Usage{}, fmt.Errorf("usage of snapshot: %w", err)
 	}

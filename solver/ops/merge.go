@@ -120,17 +120,5 @@ func (w *Worker) chainLayers(ctx context.Context, name string) ([]cache.Layer, e
 	if err != nil {
 		return nil, err
 	}
-	out := make([]cache.Layer, len(chain))
-	for i, n := range chain {
-		parent := ""
-		if i > 0 {
-			parent = chain[i-1]
-		}
-		l, err := ls.Of(ctx, n, parent, nil)
-		if err != nil {
-			return nil, fmt.Errorf("layer of %s: %w", n, err)
-		}
-		out[i] = *l
-	}
-	return out, nil
+	return ls.OfChain(ctx, chain, nil)
 }
