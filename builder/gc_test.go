@@ -18,7 +18,6 @@ import (
 
 	"github.com/strata-build/strata/builder"
 	"github.com/strata-build/strata/cache/content"
-	"github.com/strata-build/strata/cache/snapshot"
 	"github.com/strata-build/strata/exporter"
 	"github.com/strata-build/strata/internal/progress"
 )
@@ -94,18 +93,6 @@ func ageRecords(t *testing.T, st *builder.Store, d time.Duration, keys ...digest
 	if err != nil {
 		t.Fatal(err)
 	}
-}
-
-// committedSnapshots counts the committed snapshots.
-func committedSnapshots(t *testing.T, st *builder.Store) int {
-	t.Helper()
-	n := 0
-	for _, k := range snapshotNames(t, st) {
-		if k == snapshot.KindCommitted {
-			n++
-		}
-	}
-	return n
 }
 
 func imageStore(e *env) []exporter.Exporter {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -130,5 +129,3 @@ func joinName(dir, name string) string {
 	}
 	return dir + "/" + name
 }
-
-func isWhiteoutName(name string) bool { return strings.HasPrefix(name, whiteoutPrefix) }
