@@ -10,6 +10,7 @@ package metadata
 
 import (
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -25,6 +26,9 @@ type DB struct {
 // Open returns the database at path, creating it on first use.
 func Open(path string) (*DB, error) {
 	d := &DB{path: path}
+	if _, err := os.Stat(path); err == nil {
+		return d, nil // an existing file needs no write (and no fsync) to open
+	}
 	if err := d.Update(func(*bolt.Tx) error { return nil }); err != nil {
 		return nil, err
 	}
