@@ -26,7 +26,7 @@ type DB struct {
 // Open returns the database at path, creating it on first use.
 func Open(path string) (*DB, error) {
 	d := &DB{path: path}
-	if _, err := os.Stat(path); err == nil {
+	if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
 		return d, nil // an existing file needs no write (and no fsync) to open
 	}
 	if err := d.Update(func(*bolt.Tx) error { return nil }); err != nil {
