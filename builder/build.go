@@ -1,3 +1,7 @@
+// Package builder is strata's one entry point for a build: Build takes an
+// open store and typed options, and runs Dockerfile -> frontend (op graph)
+// -> solver (cached execution over the store's snapshots) -> the image in
+// the store's content store -> exporters.
 package builder
 
 import (
@@ -5,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -15,15 +20,18 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/strata-build/strata/cache"
 	"github.com/strata-build/strata/cache/images"
 	"github.com/strata-build/strata/context/ignore"
 	"github.com/strata-build/strata/executor"
+	"github.com/strata-build/strata/executor/runc"
 	"github.com/strata-build/strata/exporter"
 	"github.com/strata-build/strata/frontend/dockerfile"
 	"github.com/strata-build/strata/internal/progress"
 	"github.com/strata-build/strata/llb"
 	"github.com/strata-build/strata/solver"
 	"github.com/strata-build/strata/solver/ops"
+	"github.com/strata-build/strata/store"
 )
 
 // Options is one build.
@@ -66,8 +74,31 @@ type Options struct {
 	ExtraHosts []executor.HostIP
 	// AllowInsecure permits RUN --security=insecure (--allow security.insecure).
 	AllowInsecure bool
-	// Executor runs the RUN steps instead of the store's sandbox, if set.
-	Executor executor.Executor
+	// Runtime is what runs RUN steps: "" or "sandbox" (the built-in
+	// sandbox) or "runc".
+	Runtime string
+}
+
+// Validate checks the options that need no store and no Dockerfile, so a
+// bad one fails before any work: the names, the runtime and the network.
+// Build calls it first; a command line calls it to tell a usage error.
+func (o Options) Validate() error {
+	for _, t := range o.Tags {
+		if _, err := images.Normalize(t); err != nil {
+			return fmt.Errorf("invalid tag %q: %w", t, err)
+		}
+	}
+	switch o.Runtime {
+	case "", "sandbox", "runc":
+	default:
+		return fmt.Errorf("unknown runtime %q (sandbox, runc)", o.Runtime)
+	}
+	for _, h := range o.ExtraHosts {
+		if h.Host == "" || net.ParseIP(h.IP) == nil {
+			return fmt.Errorf("invalid extra host %s:%s", h.Host, h.IP)
+		}
+	}
+	return nil
 }
 
 // Result is what a build made.
@@ -81,8 +112,19 @@ type Result struct {
 	Steps []Step
 }
 
-// Build runs one build on the store.
-func (s *Store) Build(ctx context.Context, opts Options) (*Result, error) {
+// Build runs one build on an open store: the Dockerfile is converted into
+// an op graph, the solver runs what the cache lacks, the result becomes an
+// image in the store's content store, and each of opts.Exports receives it.
+func Build(ctx context.Context, st *store.Store, opts Options) (*Result, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(opts.Tags))
+	for _, t := range opts.Tags {
+		n, _ := images.Normalize(t) // checked by Validate
+		names = append(names, n)
+	}
+	parts := st.Parts()
 	if opts.Progress == nil {
 		opts.Progress = progress.Discard
 	}
@@ -120,7 +162,7 @@ func (s *Store) Build(ctx context.Context, opts Options) (*Result, error) {
 		BuildArgs:       opts.BuildArgs,
 		Labels:          opts.Labels,
 		Platform:        opts.Platform,
-		Resolver:        &resolver{s: s, pull: opts.Pull, progress: opts.Progress},
+		Resolver:        &resolver{st: st, pull: opts.Pull, progress: opts.Progress},
 		ContextExcludes: excludes,
 		NoCacheFilter:   opts.NoCacheFilter,
 		SourceDateEpoch: epoch,
@@ -150,25 +192,18 @@ func (s *Store) Build(ctx context.Context, opts Options) (*Result, error) {
 			return nil, withSource(err, data)
 		}
 		scopeSteps(def, ctxDir, dfPath)
-		if ref, err = s.solve(ctx, def, ctxDir, opts); err != nil {
+		if ref, err = solve(ctx, parts, def, ctxDir, opts); err != nil {
 			return nil, withSource(err, data)
 		}
 	}
-	desc, cfg, err := s.writeImage(ctx, ref, conv.DockerImage(), epoch)
+	layers := &cache.Layers{Snapshotter: parts.Snapshotter, Content: parts.Content, Records: parts.Records, TempDir: parts.TempDir}
+	desc, cfg, err := exporter.WriteImage(ctx, layers, ref.Snapshot, conv.DockerImage(), epoch)
 	if err != nil {
 		return nil, fmt.Errorf("export image: %w", err)
 	}
 	res := &Result{Warnings: conv.Warnings, Manifest: desc, Config: cfg, Steps: steps.list()}
-	names := make([]string, 0, len(opts.Tags))
-	for _, t := range opts.Tags {
-		n, err := images.Normalize(t)
-		if err != nil {
-			return nil, err
-		}
-		names = append(names, n)
-	}
 	for _, e := range opts.Exports {
-		rep, err := e.Export(ctx, exporter.Source{Content: s.Content, Manifest: desc, Names: names})
+		rep, err := e.Export(ctx, exporter.Source{Content: parts.Content, Images: parts.Images, Manifest: desc, Names: names})
 		if err != nil {
 			return nil, fmt.Errorf("export: %w", err)
 		}
@@ -177,25 +212,26 @@ func (s *Store) Build(ctx context.Context, opts Options) (*Result, error) {
 	return res, nil
 }
 
-func (s *Store) solve(ctx context.Context, def *llb.Definition, ctxDir string, opts Options) (*ops.Ref, error) {
+func solve(ctx context.Context, parts store.Parts, def *llb.Definition, ctxDir string, opts Options) (*ops.Ref, error) {
+	exec, err := runtimeFor(opts.Runtime, parts)
+	if err != nil {
+		return nil, err
+	}
 	w := &ops.Worker{
-		Snapshotter:   s.Snapshotter,
-		Content:       s.Content,
-		Records:       s.Records,
-		Executor:      s.Executor,
-		Checksums:     s.Checksums,
-		TempDir:       s.tmp,
-		CacheMountDir: filepath.Join(s.Root, "cache-mounts"),
+		Snapshotter:   parts.Snapshotter,
+		Content:       parts.Content,
+		Records:       parts.Records,
+		Executor:      exec,
+		Checksums:     parts.Checksums,
+		TempDir:       parts.TempDir,
+		CacheMountDir: parts.CacheMountDir,
 		ContextDir:    ctxDir,
 		Progress:      opts.Progress,
 		Secrets:       opts.Secrets,
 		SSH:           opts.SSH,
 		AllowInsecure: opts.AllowInsecure,
 	}
-	if opts.Executor != nil {
-		w.Executor = opts.Executor
-	}
-	cs := &ops.CacheStore{Records: s.Records, Snapshotter: s.Snapshotter}
+	cs := &ops.CacheStore{Records: parts.Records, Snapshotter: parts.Snapshotter}
 	sv := solver.New(solver.Options{
 		Resolve:  w.Resolve,
 		Cache:    cs,
@@ -210,10 +246,23 @@ func (s *Store) solve(ctx context.Context, def *llb.Definition, ctxDir string, o
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Checksums.Save(); err != nil {
+	if err := parts.Checksums.Save(); err != nil {
 		return nil, err
 	}
 	return r.(*ops.Ref), nil
+}
+
+// runtimeFor is the executor of RUN steps: the store's sandbox, or runc
+// with its state in the store's temp dir.
+func runtimeFor(name string, parts store.Parts) (executor.Executor, error) {
+	if name != "runc" {
+		return parts.Executor, nil
+	}
+	rt, err := runc.New(runc.Options{StateDir: filepath.Join(parts.TempDir, "runc")})
+	if err != nil {
+		return nil, fmt.Errorf("runtime runc: %w", err)
+	}
+	return rt, nil
 }
 
 // jobs is the number of steps run at once: n, or by default twice the CPUs

@@ -14,9 +14,9 @@ import (
 
 	"github.com/strata-build/strata/builder"
 	"github.com/strata-build/strata/cache/snapshot"
-	"github.com/strata-build/strata/executor/runc"
 	"github.com/strata-build/strata/exporter"
 	"github.com/strata-build/strata/internal/progress"
+	"github.com/strata-build/strata/store"
 )
 
 const twoStage = `FROM busybox AS build
@@ -39,7 +39,7 @@ CMD ["/app/out"]
 func TestBuildTwoStageImage(t *testing.T) {
 	e := newEnv(t)
 	dir := writeContext(t, map[string]string{"Dockerfile": twoStage, "a.txt": "alpha\n", "b.txt": "beta\n"})
-	res, _ := e.mustBuild(dir, builder.Options{Tags: []string{"two:latest"}, Exports: []exporter.Exporter{exporter.ImageStore{Images: e.store.Images}}})
+	res, _ := e.mustBuild(dir, builder.Options{Tags: []string{"two:latest"}, Exports: []exporter.Exporter{exporter.ImageStore{}}})
 	img := e.readImage(res)
 
 	out := img.file(t, "/app/out")
@@ -89,7 +89,7 @@ func TestBuildTwoStageImage(t *testing.T) {
 			t.Errorf("history lacks %q:\n%s", want, joined)
 		}
 	}
-	if _, err := e.store.Images.Get(context.Background(), "two:latest"); err != nil {
+	if _, err := e.store.Image(context.Background(), "two:latest"); err != nil {
 		t.Errorf("tag not in store: %v", err)
 	}
 }
@@ -274,10 +274,10 @@ func TestExportedArchivesAreValidForRealTools(t *testing.T) {
 	}
 }
 
-func snapshotNames(t *testing.T, st *builder.Store) map[string]snapshot.Kind {
+func snapshotNames(t *testing.T, st *store.Store) map[string]snapshot.Kind {
 	t.Helper()
 	out := map[string]snapshot.Kind{}
-	err := st.Snapshotter.Walk(context.Background(), func(i snapshot.Info) error {
+	err := st.Parts().Snapshotter.Walk(context.Background(), func(i snapshot.Info) error {
 		out[i.Name] = i.Kind
 		return nil
 	})
@@ -382,11 +382,7 @@ func TestLayersHoldOnlyChanges(t *testing.T) {
 				if _, err := exec.LookPath("runc"); err != nil {
 					t.Skip("runc is not installed")
 				}
-				r, err := runc.New(runc.Options{StateDir: filepath.Join(e.store.TmpDir(), "runc")})
-				if err != nil {
-					t.Fatal(err)
-				}
-				opts.Executor = r
+				opts.Runtime = "runc"
 			}
 			df := "FROM busybox\nRUN true\nRUN echo x > /etc/x\n"
 			dir := writeContext(t, map[string]string{"Dockerfile": df})
@@ -471,10 +467,10 @@ func TestNoopRebuildWritesNoChecksums(t *testing.T) {
 	df := "FROM busybox AS deps\nRUN mkdir /deps && echo d > /deps/d\n\nFROM busybox\nCOPY --from=deps /deps /deps\nCOPY a.txt /a.txt\n"
 	dir := writeContext(t, map[string]string{"Dockerfile": df, "a.txt": "a\n"})
 	e.mustBuild(dir, builder.Options{})
-	if err := e.store.Checksums.Save(); err != nil {
+	if err := e.store.Parts().Checksums.Save(); err != nil {
 		t.Fatal(err)
 	}
-	before := checksumFiles(t, e.store.Root)
+	before := checksumFiles(t, e.store.Root())
 	if len(before) == 0 {
 		t.Fatal("the first build saved no checksum file")
 	}
@@ -484,10 +480,10 @@ func TestNoopRebuildWritesNoChecksums(t *testing.T) {
 			t.Errorf("%s is %s", s.Name, s.Status)
 		}
 	}
-	if err := e.store.Checksums.Save(); err != nil {
+	if err := e.store.Parts().Checksums.Save(); err != nil {
 		t.Fatal(err)
 	}
-	if after := checksumFiles(t, e.store.Root); jsonString(after) != jsonString(before) {
+	if after := checksumFiles(t, e.store.Root()); jsonString(after) != jsonString(before) {
 		t.Errorf("the checksum files changed on a no-op rebuild:\nbefore %v\nafter  %v", before, after)
 	}
 }

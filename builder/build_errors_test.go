@@ -12,6 +12,7 @@ import (
 
 	"github.com/strata-build/strata/builder"
 	"github.com/strata-build/strata/internal/testutil"
+	"github.com/strata-build/strata/store"
 )
 
 func TestDockerfileErrorsNameLineAndProblem(t *testing.T) {
@@ -145,7 +146,7 @@ func TestCLIExitCodesStdinAndCheck(t *testing.T) {
 		t.Errorf("check=error=true: exit %d, stderr:\n%s", code, stderr)
 	}
 
-	st, err := builder.Open(context.Background(), c.root)
+	st, err := store.Open(context.Background(), c.root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +170,7 @@ func TestCLIExitCodesStdinAndCheck(t *testing.T) {
 // stored returns the build result of an image tagged name in the store.
 func (e *env) stored(name string) *builder.Result {
 	e.t.Helper()
-	img, err := e.store.Images.Get(context.Background(), name)
+	img, err := e.store.Image(context.Background(), name)
 	if err != nil {
 		e.t.Fatalf("%s: %v", name, err)
 	}

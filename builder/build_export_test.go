@@ -11,6 +11,7 @@ import (
 
 	"github.com/strata-build/strata/builder"
 	"github.com/strata-build/strata/exporter"
+	"github.com/strata-build/strata/store"
 )
 
 // -o type=local writes the image's filesystem into a directory, whiteouts
@@ -51,14 +52,14 @@ func TestExportLocalDirAndRootfsTar(t *testing.T) {
 		t.Errorf("rootfs tar entries wrong: out/a %v, bin/vi %v, bin/busybox %v", names["out/a"], names["bin/vi"], names["bin/busybox"])
 	}
 	var again bytes.Buffer
-	if _, err := (exporter.RootfsTar{W: &again}).Export(context.Background(), exporter.Source{Content: e.store.Content, Manifest: res.Manifest}); err != nil {
+	if _, err := (exporter.RootfsTar{W: &again}).Export(context.Background(), exporter.Source{Content: e.store.Parts().Content, Manifest: res.Manifest}); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(first, again.Bytes()) {
 		t.Error("two exports of one image differ")
 	}
 
-	img, err := e.store.Import(context.Background(), bytes.NewReader(first), builder.ImportOptions{Name: "roundtrip"})
+	img, err := e.store.Import(context.Background(), bytes.NewReader(first), store.ImportOptions{Name: "roundtrip"})
 	if err != nil {
 		t.Fatal(err)
 	}

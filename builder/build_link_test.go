@@ -115,7 +115,7 @@ COPY --link --chown=7:8 a.txt /opt/a.txt
 	}
 	// The copy's snapshot and both merged snapshots name one blob: it was
 	// compressed once, when the first merge ran.
-	if n := layerRecords(t, e.store.Records, l1.Digest); n != 3 {
+	if n := layerRecords(t, e.store.Parts().Records, l1.Digest); n != 3 {
 		t.Errorf("%d layer records name %s, want 3 (the copy and two merges)", n, l1.Digest)
 	}
 	for _, en := range img1.layers[len(img1.layers)-1] {

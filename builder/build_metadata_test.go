@@ -17,7 +17,7 @@ import (
 // dockerConfig reads a result's config blob with the Docker extensions.
 func (e *env) dockerConfig(res *builder.Result) dockerspec.DockerOCIImage {
 	e.t.Helper()
-	b, err := e.store.Content.ReadBlob(context.Background(), res.Config)
+	b, err := e.store.Parts().Content.ReadBlob(context.Background(), res.Config)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func TestMetadataInstructions(t *testing.T) {
 
 func TestOnbuildTriggersInChildBuild(t *testing.T) {
 	e := newEnv(t)
-	store := []exporter.Exporter{exporter.ImageStore{Images: e.store.Images}}
+	store := []exporter.Exporter{exporter.ImageStore{}}
 	e.mustBuild(writeContext(t, map[string]string{"Dockerfile": parentDockerfile}), builder.Options{Tags: []string{"parent:1"}, Exports: store})
 	res, _ := e.mustBuild(writeContext(t, map[string]string{
 		"Dockerfile": "ARG CHILD=kid\nFROM parent:1\nARG CHILD\nRUN test -f /f-onbuild\nENTRYPOINT [\"/bin/cat\"]\n",

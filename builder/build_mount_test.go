@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/strata-build/strata/builder"
-	"github.com/strata-build/strata/executor/runc"
+	"github.com/strata-build/strata/store"
 )
 
 // layerNames lists every entry name of the image's layers after the first
@@ -38,7 +38,7 @@ func assertNoPaths(t *testing.T, img *image, paths ...string) {
 }
 
 // assertNoMountsLeft fails when something is still mounted in the store.
-func assertNoMountsLeft(t *testing.T, st *builder.Store) {
+func assertNoMountsLeft(t *testing.T, st *store.Store) {
 	t.Helper()
 	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
@@ -46,7 +46,7 @@ func assertNoMountsLeft(t *testing.T, st *builder.Store) {
 	}
 	for _, l := range strings.Split(string(b), "\n") {
 		f := strings.Fields(l)
-		if len(f) > 4 && strings.HasPrefix(f[4], st.Root+"/") {
+		if len(f) > 4 && strings.HasPrefix(f[4], st.Root()+"/") {
 			t.Errorf("left mounted: %s", f[4])
 		}
 	}
@@ -152,10 +152,6 @@ func TestMountsUnderRunc(t *testing.T) {
 	if _, err := exec.LookPath("runc"); err != nil {
 		t.Skip("runc is not installed")
 	}
-	rt, err := runc.New(runc.Options{StateDir: filepath.Join(e.store.TmpDir(), "runc")})
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := writeContext(t, map[string]string{"ctxdir/a": "context-a\n", "Dockerfile": `FROM busybox AS stage
 RUN mkdir -p /out/dir && echo from-stage > /out/dir/f
 FROM busybox
@@ -163,7 +159,7 @@ RUN --mount=type=cache,target=/var/cache/app sh -c 'echo run >> /var/cache/app/l
 RUN --mount=type=bind,from=stage,source=/out/dir,target=/m --mount=type=bind,source=ctxdir,target=/ctx cat /m/f /ctx/a > /binds
 RUN --mount=type=secret,id=tok,target=/deep/tok cat /deep/tok | wc -c > /toklen
 `})
-	opts := builder.Options{Executor: rt, Secrets: map[string][]byte{"tok": []byte("12345")}}
+	opts := builder.Options{Runtime: "runc", Secrets: map[string][]byte{"tok": []byte("12345")}}
 	for i, want := range []string{"run\n", "run\nrun\n"} {
 		opts.NoCache = i > 0
 		res, _ := e.mustBuild(dir, opts)

@@ -13,6 +13,7 @@ import (
 	"github.com/strata-build/strata/internal/progress"
 	"github.com/strata-build/strata/internal/testutil"
 	"github.com/strata-build/strata/registry/registrytest"
+	"github.com/strata-build/strata/store"
 )
 
 // newEmptyEnv is a store with no image in it: base images come from a
@@ -21,7 +22,7 @@ func newEmptyEnv(t *testing.T) *env {
 	t.Helper()
 	testutil.RequireRoot(t)
 	testutil.RequireBusybox(t)
-	st, err := builder.Open(context.Background(), t.TempDir())
+	st, err := store.Open(context.Background(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +65,7 @@ func TestBuildFromRegistryPullsMissingBase(t *testing.T) {
 	if st := statusOf(t, ev, "pull "+reg.Host+"/busybox:latest"); st != progress.Done {
 		t.Errorf("pull step is %s", st)
 	}
-	tagged, err := e.store.Images.Get(context.Background(), reg.Ref("busybox"))
+	tagged, err := e.store.Image(context.Background(), reg.Ref("busybox"))
 	if err != nil || tagged.Target.Digest.String() != pushed.String() {
 		t.Fatalf("local tag = %+v, %v; want %s", tagged, err, pushed)
 	}
@@ -138,7 +139,7 @@ func TestBuildPullPicksUpNewDigest(t *testing.T) {
 	if st := statusOf(t, ev, run); st != progress.Done {
 		t.Errorf("build with --pull: RUN is %s, want done", st)
 	}
-	tagged, err := e.store.Images.Get(context.Background(), reg.Ref("app"))
+	tagged, err := e.store.Image(context.Background(), reg.Ref("app"))
 	if err != nil || tagged.Target.Digest.String() != second.String() {
 		t.Fatalf("local tag after --pull = %+v, %v; want %s", tagged, err, second)
 	}

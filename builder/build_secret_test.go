@@ -61,7 +61,7 @@ RUN --mount=type=secret,id=absent test ! -e /run/secrets/absent && echo skipped 
 		}
 	}
 	// Nothing in the store (metadata, cache keys, snapshots, blobs) has it.
-	err := filepath.WalkDir(e.store.Root, func(p string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(e.store.Root(), func(p string, d fs.DirEntry, err error) error {
 		if err != nil || !d.Type().IsRegular() {
 			return err
 		}

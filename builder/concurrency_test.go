@@ -14,6 +14,7 @@ import (
 	"github.com/strata-build/strata/builder"
 	"github.com/strata-build/strata/cache/snapshot"
 	"github.com/strata-build/strata/internal/testutil"
+	"github.com/strata-build/strata/store"
 )
 
 // strataBinary builds the strata command into a temp dir, with the race
@@ -43,12 +44,12 @@ func strataBinary(t *testing.T, race bool) string {
 func cliStore(t *testing.T) string {
 	t.Helper()
 	root := t.TempDir()
-	st, err := builder.Open(context.Background(), root)
+	st, err := store.Open(context.Background(), root)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	if _, err := st.Import(context.Background(), bytes.NewReader(testutil.BusyboxRootfs(t)), builder.ImportOptions{Name: "busybox"}); err != nil {
+	if _, err := st.Import(context.Background(), bytes.NewReader(testutil.BusyboxRootfs(t)), store.ImportOptions{Name: "busybox"}); err != nil {
 		t.Fatal(err)
 	}
 	return root
@@ -62,9 +63,9 @@ func strataCmd(bin, root string, args ...string) *exec.Cmd {
 }
 
 // openStore opens root in this process, closing it when the test ends.
-func openStore(t *testing.T, root string) *builder.Store {
+func openStore(t *testing.T, root string) *store.Store {
 	t.Helper()
-	st, err := builder.Open(context.Background(), root)
+	st, err := store.Open(context.Background(), root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,19 +75,19 @@ func openStore(t *testing.T, root string) *builder.Store {
 
 // checkStoreClean says what a store left behind once no process uses it:
 // snapshots that are not committed, per-process temp dirs, mounts.
-func checkStoreClean(t *testing.T, st *builder.Store) {
+func checkStoreClean(t *testing.T, st *store.Store) {
 	t.Helper()
 	for name, kind := range snapshotNames(t, st) {
 		if kind != snapshot.KindCommitted {
 			t.Errorf("%s snapshot %s left after Open", kind, name)
 		}
 	}
-	des, err := os.ReadDir(filepath.Join(st.Root, "tmp"))
+	des, err := os.ReadDir(filepath.Join(st.Root(), "tmp"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var left []string
-	own := filepath.Base(st.TmpDir())
+	own := filepath.Base(st.Parts().TempDir)
 	for _, de := range des {
 		if n := de.Name(); n != own && n != own+".lock" {
 			left = append(left, n)
@@ -95,7 +96,7 @@ func checkStoreClean(t *testing.T, st *builder.Store) {
 	if len(left) > 0 {
 		t.Errorf("temp dirs left in the store: %v", left)
 	}
-	for _, mp := range mountsUnder(t, st.Root) {
+	for _, mp := range mountsUnder(t, st.Root()) {
 		t.Errorf("mount left under the store root: %s", mp)
 	}
 }
@@ -181,7 +182,7 @@ func TestConcurrentProcessesShareOneStore(t *testing.T) {
 	checkStoreClean(t, st)
 	e := &env{t: t, store: st}
 	for i := range n {
-		img, err := st.Images.Get(context.Background(), fmt.Sprintf("conc:%d", i))
+		img, err := st.Image(context.Background(), fmt.Sprintf("conc:%d", i))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -16,8 +16,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/strata-build/strata/builder"
 	"github.com/strata-build/strata/internal/testutil"
+	"github.com/strata-build/strata/store"
 )
 
 // crashDockerfile does a bit of everything a build does: unpack, COPY, RUN
@@ -117,7 +117,7 @@ func TestKillNineAtRandomPointsLeavesUsableStore(t *testing.T) {
 // checkRootClean opens root, checks it as checkStoreClean does, closes it.
 func checkRootClean(t *testing.T, root string) {
 	t.Helper()
-	st, err := builder.Open(t.Context(), root)
+	st, err := store.Open(t.Context(), root)
 	if err != nil {
 		t.Fatalf("open store after a crash: %v", err)
 	}
@@ -184,7 +184,7 @@ func TestInterruptStopsRunPromptly(t *testing.T) {
 		if u.Snapshot == "" {
 			continue
 		}
-		if _, err := st.Snapshotter.Stat(t.Context(), u.Snapshot); err != nil {
+		if _, err := st.Parts().Snapshotter.Stat(t.Context(), u.Snapshot); err != nil {
 			t.Errorf("record %s points at a missing snapshot: %v", u.Key, err)
 		}
 	}

@@ -43,6 +43,7 @@ import (
 	"github.com/strata-build/strata/builder"
 	"github.com/strata-build/strata/exporter"
 	"github.com/strata-build/strata/internal/testutil"
+	"github.com/strata-build/strata/store"
 )
 
 // diffPrefix names everything the test creates in the docker daemon, so it
@@ -83,7 +84,7 @@ func TestDifferentialDocker(t *testing.T) {
 	docker := dockerCLI(t)
 	e := newEnv(t)
 	base := testutil.BusyboxRootfs(t)
-	if _, err := e.store.Import(context.Background(), bytes.NewReader(base), builder.ImportOptions{Name: diffBase}); err != nil {
+	if _, err := e.store.Import(context.Background(), bytes.NewReader(base), store.ImportOptions{Name: diffBase}); err != nil {
 		t.Fatal(err)
 	}
 	docker.run(t, bytes.NewReader(base), "import", "-", diffBase)
@@ -174,7 +175,7 @@ type historyEntry struct {
 func (e *env) strataBuild(t *testing.T, dir string, c diffCase) *savedImage {
 	t.Helper()
 	var buf bytes.Buffer
-	_, err := e.store.Build(context.Background(), builder.Options{
+	_, err := builder.Build(context.Background(), e.store, builder.Options{
 		ContextDir: dir,
 		BuildArgs:  c.buildArgs,
 		Target:     c.target,

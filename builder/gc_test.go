@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,15 +20,17 @@ import (
 
 	"github.com/strata-build/strata/builder"
 	"github.com/strata-build/strata/cache/content"
+	"github.com/strata-build/strata/cache/metadata"
 	"github.com/strata-build/strata/exporter"
 	"github.com/strata-build/strata/internal/progress"
+	"github.com/strata-build/strata/store"
 )
 
 // blobSet lists the digests in the content store.
-func blobSet(t *testing.T, st *builder.Store) map[digest.Digest]bool {
+func blobSet(t *testing.T, st *store.Store) map[digest.Digest]bool {
 	t.Helper()
 	out := map[digest.Digest]bool{}
-	if err := st.Content.Walk(context.Background(), func(i content.Info) error {
+	if err := st.Parts().Content.Walk(context.Background(), func(i content.Info) error {
 		out[i.Digest] = true
 		return nil
 	}); err != nil {
@@ -36,7 +40,7 @@ func blobSet(t *testing.T, st *builder.Store) map[digest.Digest]bool {
 }
 
 // recordKeys lists the cache records, most recently used first.
-func recordKeys(t *testing.T, st *builder.Store) []digest.Digest {
+func recordKeys(t *testing.T, st *store.Store) []digest.Digest {
 	t.Helper()
 	du, err := st.DiskUsage(context.Background())
 	if err != nil {
@@ -51,13 +55,17 @@ func recordKeys(t *testing.T, st *builder.Store) []digest.Digest {
 
 // ageRecords moves the last use of the given records (all when keys is
 // empty) back by d, as if they had not been used for that long.
-func ageRecords(t *testing.T, st *builder.Store, d time.Duration, keys ...digest.Digest) {
+func ageRecords(t *testing.T, st *store.Store, d time.Duration, keys ...digest.Digest) {
 	t.Helper()
 	only := map[string]bool{}
 	for _, k := range keys {
 		only[k.String()] = true
 	}
-	err := st.DB.Update(func(tx *bolt.Tx) error {
+	db, err := metadata.Open(filepath.Join(st.Root(), "metadata.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte("results"))
 		if b == nil {
 			return fmt.Errorf("no results bucket")
@@ -96,7 +104,7 @@ func ageRecords(t *testing.T, st *builder.Store, d time.Duration, keys ...digest
 }
 
 func imageStore(e *env) []exporter.Exporter {
-	return []exporter.Exporter{exporter.ImageStore{Images: e.store.Images}}
+	return []exporter.Exporter{exporter.ImageStore{}}
 }
 
 func TestPruneAllKeepsTaggedImages(t *testing.T) {
@@ -118,7 +126,7 @@ func TestPruneAllKeepsTaggedImages(t *testing.T) {
 		t.Fatalf("untagged build added blobs %v", looseBlobs)
 	}
 
-	rep, err := e.store.Prune(ctx, builder.PruneOptions{All: true})
+	rep, err := e.store.Prune(ctx, store.PruneOptions{All: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +140,7 @@ func TestPruneAllKeepsTaggedImages(t *testing.T) {
 	for d := range keptBlobs {
 		if !after[d] {
 			t.Errorf("prune removed blob %s of a tagged image", d)
-		} else if _, err := e.store.Content.ReadBlob(ctx, d); err != nil {
+		} else if _, err := e.store.Parts().Content.ReadBlob(ctx, d); err != nil {
 			t.Errorf("blob %s of a tagged image: %v", d, err)
 		}
 	}
@@ -172,7 +180,7 @@ func TestPlainPruneKeepsRecentRecords(t *testing.T) {
 	if len(before) != 3 {
 		t.Fatalf("%d records, want 3", len(before))
 	}
-	rep, err := e.store.Prune(ctx, builder.PruneOptions{})
+	rep, err := e.store.Prune(ctx, store.PruneOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +198,7 @@ func TestPlainPruneKeepsRecentRecords(t *testing.T) {
 		}
 	}
 	// A second plain prune has nothing left to do.
-	rep, err = e.store.Prune(ctx, builder.PruneOptions{})
+	rep, err = e.store.Prune(ctx, store.PruneOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +215,7 @@ func TestPruneUntilFilter(t *testing.T) {
 	e.mustBuild(a, builder.Options{})
 	ageRecords(t, e.store, 3*time.Hour)
 	e.mustBuild(b, builder.Options{})
-	rep, err := e.store.Prune(ctx, builder.PruneOptions{Until: time.Hour})
+	rep, err := e.store.Prune(ctx, store.PruneOptions{Until: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +236,7 @@ func TestPruneUntilFilter(t *testing.T) {
 		}
 	}
 	// Nothing is older than a day now.
-	rep, err = e.store.Prune(ctx, builder.PruneOptions{Until: 24 * time.Hour})
+	rep, err = e.store.Prune(ctx, store.PruneOptions{Until: 24 * time.Hour})
 	if err != nil || rep.Records != 0 {
 		t.Errorf("until=24h removed %+v, %v", rep, err)
 	}
@@ -236,7 +244,7 @@ func TestPruneUntilFilter(t *testing.T) {
 
 // cacheSize is what the records hold on disk: their snapshot chains, each
 // snapshot counted once.
-func cacheSize(t *testing.T, st *builder.Store) int64 {
+func cacheSize(t *testing.T, st *store.Store) int64 {
 	t.Helper()
 	ctx := context.Background()
 	seen := map[string]bool{}
@@ -244,12 +252,12 @@ func cacheSize(t *testing.T, st *builder.Store) int64 {
 	for _, u := range mustDU(t, st) {
 		for name := u.Snapshot; name != "" && !seen[name]; {
 			seen[name] = true
-			us, err := st.Snapshotter.Usage(ctx, name)
+			us, err := st.Parts().Snapshotter.Usage(ctx, name)
 			if err != nil {
 				t.Fatal(err)
 			}
 			total += us.Size
-			info, err := st.Snapshotter.Stat(ctx, name)
+			info, err := st.Parts().Snapshotter.Stat(ctx, name)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -259,7 +267,7 @@ func cacheSize(t *testing.T, st *builder.Store) int64 {
 	return total
 }
 
-func mustDU(t *testing.T, st *builder.Store) []builder.DiskUsage {
+func mustDU(t *testing.T, st *store.Store) []store.DiskUsage {
 	t.Helper()
 	du, err := st.DiskUsage(context.Background())
 	if err != nil {
@@ -294,7 +302,7 @@ func TestPruneKeepStorage(t *testing.T) {
 	}
 	// Room for about one 2 MiB chain plus busybox.
 	limit := total - 3<<20
-	rep, err := e.store.Prune(ctx, builder.PruneOptions{KeepStorage: limit})
+	rep, err := e.store.Prune(ctx, store.PruneOptions{KeepStorage: limit})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -385,7 +393,7 @@ func TestPruneWaitsForRunningBuild(t *testing.T) {
 
 	// A second store on the same root: its Open sweeps, its Prune must wait
 	// for the build's store to close.
-	other, err := builder.Open(ctx, e.store.Root)
+	other, err := store.Open(ctx, e.store.Root())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -394,13 +402,13 @@ func TestPruneWaitsForRunningBuild(t *testing.T) {
 		t.Fatal("opening a second store swept the running build's snapshots")
 	}
 	pruned := make(chan error, 1)
-	var rep builder.PruneReport
+	var rep store.PruneReport
 	go func() {
 		var err error
-		rep, err = other.Prune(ctx, builder.PruneOptions{All: true})
+		rep, err = other.Prune(ctx, store.PruneOptions{All: true})
 		pruned <- err
 	}()
-	waitForBlockedWriteLock(t, filepath.Join(e.store.Root, "store.lock"), pruned)
+	waitForBlockedWriteLock(t, filepath.Join(e.store.Root(), "store.lock"), pruned)
 
 	if _, err := w.WriteString("from the test\n"); err != nil {
 		t.Fatal(err)
@@ -426,11 +434,47 @@ func TestPruneWaitsForRunningBuild(t *testing.T) {
 		t.Errorf("prune after the build removed %+v", rep)
 	}
 	// The tagged result survives as a base image.
-	if _, err := other.Images.Get(ctx, "waited:1"); err != nil {
+	if _, err := other.Image(ctx, "waited:1"); err != nil {
 		t.Fatal(err)
 	}
 	next := writeContext(t, map[string]string{"Dockerfile": "FROM waited:1\nRUN cat /got\n"})
-	if _, err := other.Build(ctx, builder.Options{ContextDir: next}); err != nil {
+	if _, err := builder.Build(ctx, other, builder.Options{ContextDir: next}); err != nil {
 		t.Errorf("build FROM the image made while prune waited: %v", err)
+	}
+}
+
+// strata du adds up to what the store's snapshots hold on disk, even when a
+// COPY re-links the files it did not change from its previous result: a
+// file shared by two snapshots is counted once.
+func TestDiskUsageCountsSharedFilesOnce(t *testing.T) {
+	e := newEnv(t)
+	files := map[string]string{"Dockerfile": "FROM busybox\nCOPY src/ /src/\n"}
+	for i := range 200 {
+		files[fmt.Sprintf("src/f%03d", i)] = strings.Repeat(fmt.Sprintf("%03d", i), 10000)
+	}
+	dir := writeContext(t, files)
+	e.mustBuild(dir, builder.Options{})
+	for i := range 3 {
+		if err := os.WriteFile(filepath.Join(dir, "src", "f000"), []byte(fmt.Sprint("edit ", i)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		e.mustBuild(dir, builder.Options{})
+	}
+	var reported int64
+	for _, u := range mustDU(t, e.store) {
+		reported += u.Size
+	}
+	out, err := exec.Command("du", "-s", "-B1", filepath.Join(e.store.Root(), "snapshots")).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	onDisk, err := strconv.ParseInt(strings.Fields(string(out))[0], 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Four COPY results of ~6 MB each would be ~24 MB counted one by one.
+	t.Logf("du reports %d bytes, the snapshots take %d", reported, onDisk)
+	if reported < onDisk*95/100 || reported > onDisk*105/100 {
+		t.Errorf("du reports %d bytes, the snapshots take %d on disk: not within 5%%", reported, onDisk)
 	}
 }

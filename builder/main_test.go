@@ -20,6 +20,7 @@ import (
 	"github.com/strata-build/strata/executor"
 	"github.com/strata-build/strata/internal/progress"
 	"github.com/strata-build/strata/internal/testutil"
+	"github.com/strata-build/strata/store"
 )
 
 func TestMain(m *testing.M) {
@@ -30,18 +31,18 @@ func TestMain(m *testing.M) {
 // env is a store with the busybox image imported.
 type env struct {
 	t     *testing.T
-	store *builder.Store
+	store *store.Store
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	testutil.RequireRoot(t)
-	st, err := builder.Open(context.Background(), t.TempDir())
+	st, err := store.Open(context.Background(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	if _, err := st.Import(context.Background(), bytes.NewReader(testutil.BusyboxRootfs(t)), builder.ImportOptions{Name: "busybox"}); err != nil {
+	if _, err := st.Import(context.Background(), bytes.NewReader(testutil.BusyboxRootfs(t)), store.ImportOptions{Name: "busybox"}); err != nil {
 		t.Fatal(err)
 	}
 	return &env{t: t, store: st}
@@ -105,7 +106,7 @@ func (e *env) build(dir string, opts builder.Options) (*builder.Result, *events,
 	ev := &events{}
 	opts.ContextDir = dir
 	opts.Progress = ev
-	res, err := e.store.Build(context.Background(), opts)
+	res, err := builder.Build(context.Background(), e.store, opts)
 	return res, ev, err
 }
 
@@ -133,13 +134,13 @@ type tarEntry struct {
 func (e *env) readImage(res *builder.Result) *image {
 	e.t.Helper()
 	ctx := context.Background()
-	r, err := images.Resolve(ctx, e.store.Content, res.Manifest, ocispec.Platform{})
+	r, err := images.Resolve(ctx, e.store.Parts().Content, res.Manifest, ocispec.Platform{})
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	img := &image{manifest: r.Manifest, config: r.Config}
 	for _, l := range r.Manifest.Layers {
-		b, err := e.store.Content.ReadBlob(ctx, l.Digest)
+		b, err := e.store.Parts().Content.ReadBlob(ctx, l.Digest)
 		if err != nil {
 			e.t.Fatal(err)
 		}

@@ -13,14 +13,14 @@ import (
 	"github.com/strata-build/strata/cache/images"
 	"github.com/strata-build/strata/frontend/dockerfile"
 	"github.com/strata-build/strata/internal/progress"
-	"github.com/strata-build/strata/registry"
+	"github.com/strata-build/strata/store"
 )
 
 // resolver finds base images in the local image store, pulling from the
 // image's registry what is missing there, or everything when pull is set
 // (--pull). A reference by digest is never pulled again once stored.
 type resolver struct {
-	s        *Store
+	st       *store.Store
 	pull     bool
 	progress progress.Sink
 }
@@ -36,8 +36,7 @@ func (r *resolver) ResolveImage(ctx context.Context, ref string, platform ocispe
 			return ri, err
 		}
 	}
-	p := registry.New(r.s.Content, r.s.Images, registry.Options{Progress: r.progress})
-	if _, err := p.Pull(ctx, name, platform); err != nil {
+	if _, err := r.st.Pull(ctx, name, store.PullOptions{Platform: platform, Progress: r.progress}); err != nil {
 		if r.pull {
 			return dockerfile.ResolvedImage{}, err
 		}
@@ -50,11 +49,12 @@ func (r *resolver) ResolveImage(ctx context.Context, ref string, platform ocispe
 // images.ErrNotFound or content.ErrNotFound when the image or the
 // platform's manifest is missing.
 func (r *resolver) local(ctx context.Context, name string, platform ocispec.Platform) (dockerfile.ResolvedImage, error) {
-	img, err := r.s.Images.Get(ctx, name)
+	parts := r.st.Parts()
+	img, err := parts.Images.Get(ctx, name)
 	if errors.Is(err, images.ErrNotFound) {
 		// A digest names content, whichever name brought it into the store.
 		if _, dgst, ok := strings.Cut(name, "@"); ok {
-			info, ierr := r.s.Content.Info(ctx, digest.Digest(dgst))
+			info, ierr := parts.Content.Info(ctx, digest.Digest(dgst))
 			if ierr != nil {
 				return dockerfile.ResolvedImage{}, errors.Join(err, ierr)
 			}
@@ -64,7 +64,7 @@ func (r *resolver) local(ctx context.Context, name string, platform ocispec.Plat
 	if err != nil {
 		return dockerfile.ResolvedImage{}, err
 	}
-	res, err := images.Resolve(ctx, r.s.Content, img.Target, platform)
+	res, err := images.Resolve(ctx, parts.Content, img.Target, platform)
 	if err != nil {
 		return dockerfile.ResolvedImage{}, fmt.Errorf("resolve %s: %w", images.Familiar(name), err)
 	}

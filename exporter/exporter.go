@@ -43,7 +43,9 @@ const (
 
 // Source is an image in a content store and the names to give it.
 type Source struct {
-	Content  *content.Store
+	Content *content.Store
+	// Images is the store's image names: the ImageStore exporter tags there.
+	Images   *images.Store
 	Manifest ocispec.Descriptor
 	// Names are normalized names (see images.Normalize); may be empty.
 	Names []string
@@ -65,10 +67,9 @@ type Exporter interface {
 	Export(ctx context.Context, src Source) (Report, error)
 }
 
-// ImageStore tags the image with every name of the source.
-type ImageStore struct {
-	Images *images.Store
-}
+// ImageStore tags the image with every name of the source, in the source's
+// image store.
+type ImageStore struct{}
 
 // Export tags src.Manifest with each of src.Names.
 func (e ImageStore) Export(ctx context.Context, src Source) (Report, error) {
@@ -76,7 +77,7 @@ func (e ImageStore) Export(ctx context.Context, src Source) (Report, error) {
 		return Report{}, fmt.Errorf("export to image store: %w", err)
 	}
 	for _, n := range src.Names {
-		if err := e.Images.Put(ctx, images.Image{Name: n, Target: plain(src.Manifest)}); err != nil {
+		if err := src.Images.Put(ctx, images.Image{Name: n, Target: plain(src.Manifest)}); err != nil {
 			return Report{}, fmt.Errorf("export to image store: %w", err)
 		}
 	}

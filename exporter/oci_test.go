@@ -231,7 +231,7 @@ func TestImageStoreExporter(t *testing.T) {
 	cs, is := newContent(t), newImages(t)
 	desc := testImage(t, cs, "x", baseFiles)
 	desc.Annotations = map[string]string{"k": "v"}
-	rep, err := ImageStore{Images: is}.Export(ctx, Source{Content: cs, Manifest: desc, Names: []string{mustNormalize(t, "a"), mustNormalize(t, "b:2")}})
+	rep, err := ImageStore{}.Export(ctx, Source{Content: cs, Images: is, Manifest: desc, Names: []string{mustNormalize(t, "a"), mustNormalize(t, "b:2")}})
 	if err != nil || rep.Digest != desc.Digest || rep.Size != 0 || rep.Path != "" {
 		t.Fatalf("Export = %+v, %v", rep, err)
 	}
@@ -245,7 +245,7 @@ func TestImageStoreExporter(t *testing.T) {
 	b, _ := cs.ReadBlob(ctx, missing.Digest)
 	json.Unmarshal(b, &m)
 	cs.Delete(ctx, m.Layers[0].Digest)
-	_, err = ImageStore{Images: is}.Export(ctx, Source{Content: cs, Manifest: missing, Names: []string{mustNormalize(t, "c")}})
+	_, err = ImageStore{}.Export(ctx, Source{Content: cs, Images: is, Manifest: missing, Names: []string{mustNormalize(t, "c")}})
 	if err == nil || !strings.Contains(err.Error(), m.Layers[0].Digest.String()) {
 		t.Fatalf("export with missing layer = %v", err)
 	}

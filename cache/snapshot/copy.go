@@ -146,10 +146,10 @@ func copyXattrs(src, dst string) error {
 }
 
 // diskUsage sums the allocated blocks and inodes under dir, counting each
-// hard-linked file once.
-func diskUsage(ctx context.Context, dir string) (Usage, error) {
+// hard-linked file once: files already in seen are not counted, and those
+// counted are added to it.
+func diskUsage(ctx context.Context, dir string, seen map[fileID]bool) (Usage, error) {
 	var u Usage
-	seen := map[fileID]bool{}
 	err := filepath.WalkDir(dir, func(p string, _ os.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -162,10 +162,12 @@ func diskUsage(ctx context.Context, dir string) (Usage, error) {
 			return err
 		}
 		id := fileID{uint64(st.Dev), st.Ino}
-		if seen[id] {
-			return nil
+		if st.Nlink > 1 && st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			if seen[id] {
+				return nil
+			}
+			seen[id] = true
 		}
-		seen[id] = true
 		u.Inodes++
 		u.Size += st.Blocks * 512
 		return nil

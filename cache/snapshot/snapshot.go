@@ -95,6 +95,10 @@ type Snapshotter interface {
 	Remove(ctx context.Context, key string) error
 	Stat(ctx context.Context, key string) (Info, error)
 	Usage(ctx context.Context, key string) (Usage, error)
+	// UsageOf is the Usage of each of keys, in order, with a file that is
+	// hard-linked into several of them counted once, in the first: the
+	// sizes add up to what the snapshots hold on disk together.
+	UsageOf(ctx context.Context, keys []string) ([]Usage, error)
 	// Walk calls fn for every snapshot, in name order. fn may call the
 	// snapshotter.
 	Walk(ctx context.Context, fn func(Info) error) error

@@ -349,11 +349,26 @@ func (s *snapshotter) Usage(ctx context.Context, key string) (Usage, error) {
 	if err != nil {
 		return Usage{}, fmt.Errorf("usage of snapshot: %w", err)
 	}
-	u, err := diskUsage(ctx, fsDir(s.dir(r.ID)))
+	u, err := diskUsage(ctx, fsDir(s.dir(r.ID)), map[fileID]bool{})
 	if err != nil {
 		return Usage{}, fmt.Errorf("usage of snapshot %q: %w", key, err)
 	}
 	return u, nil
+}
+
+func (s *snapshotter) UsageOf(ctx context.Context, keys []string) ([]Usage, error) {
+	out := make([]Usage, len(keys))
+	seen := map[fileID]bool{}
+	for i, key := range keys {
+		r, err := s.record(key)
+		if err != nil {
+			return nil, fmt.Errorf("usage of snapshot: %w", err)
+		}
+		if out[i], err = diskUsage(ctx, fsDir(s.dir(r.ID)), seen); err != nil {
+			return nil, fmt.Errorf("usage of snapshot %q: %w", key, err)
+		}
+	}
+	return out, nil
 }
 
 // records reads every record, by key.

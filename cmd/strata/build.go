@@ -13,10 +13,11 @@ import (
 
 	"github.com/strata-build/strata/builder"
 	"github.com/strata-build/strata/executor"
-	"github.com/strata-build/strata/executor/runc"
 	"github.com/strata-build/strata/exporter"
 	"github.com/strata-build/strata/internal/progress"
 	"github.com/strata-build/strata/llb"
+	"github.com/strata-build/strata/store"
+	"github.com/tonistiigi/go-csvvalue"
 )
 
 type buildFlags struct {
@@ -64,75 +65,43 @@ func newBuild(g *globals) *cobra.Command {
 	return c
 }
 
-func runBuild(c *cobra.Command, g *globals, f *buildFlags, contextDir string) error {
-	opts := builder.Options{
-		ContextDir:    contextDir,
-		Dockerfile:    f.file,
-		Target:        f.target,
-		NoCache:       f.noCache,
-		Pull:          f.pull,
-		NoCacheFilter: f.noCacheFilt,
-		Jobs:          f.jobs,
-		Tags:          f.tags,
-		Warnings:      c.ErrOrStderr(),
-	}
-	var err error
-	if opts.BuildArgs, err = parseKV(f.buildArgs, "--build-arg", true); err != nil {
+func runBuild(c *cobra.Command, g *globals, f *buildFlags, contextDir string) (err error) {
+	opts, err := f.options(contextDir)
+	if err != nil {
 		return err
 	}
-	if opts.Labels, err = parseKV(f.labels, "--label", false); err != nil {
-		return err
-	}
-	if err := parseRunFlags(f, &opts); err != nil {
-		return err
-	}
+	opts.Warnings = c.ErrOrStderr()
 	if contextDir == "-" {
 		dir, err := stdinContext(c, &opts)
 		if err != nil {
 			return err
 		}
 		defer os.RemoveAll(dir)
-	}
-	opts.CheckOnly = f.check
-	if f.file == "-" {
-		opts.Dockerfile = ""
+	} else if f.file == "-" {
 		if opts.DockerfileData, err = readAllStdin(c); err != nil {
 			return err
 		}
 	}
-	if f.quiet {
-		f.progress = "quiet"
-	}
-	switch f.progress {
-	case "auto", "plain", "tty":
+	switch f.progressMode() {
+	case "plain":
 		opts.Progress = progress.NewPlain(c.ErrOrStderr())
 	case "quiet":
 		opts.Progress = progress.Discard
-	default:
-		return usagef("--progress: unknown mode %q (auto, plain, quiet)", f.progress)
 	}
-	ctx := c.Context()
-	st, err := g.open(ctx)
+	var res *builder.Result
+	err = withStore(c, g, func(st *store.Store) error {
+		res, err = builder.Build(c.Context(), st, opts)
+		return err
+	})
 	if err != nil {
 		return err
-	}
-	defer st.Close()
-	if opts.Executor, err = newRuntime(f.runtime, st); err != nil {
-		return err
-	}
-	if opts.Exports, err = parseOutputs(f.outputs, st, len(f.tags) > 0); err != nil {
-		return err
-	}
-	res, err := st.Build(ctx, opts)
-	if err != nil {
-		return err
-	}
-	if f.check {
-		printCheck(c.OutOrStdout(), res)
-		return nil
 	}
 	out := c.OutOrStdout()
-	if f.quiet {
+	switch {
+	case f.check:
+		printCheck(out, res)
+		return nil
+	case f.quiet:
 		fmt.Fprintln(out, res.Config)
 		return writeBuildFiles(f, res)
 	}
@@ -150,6 +119,72 @@ func runBuild(c *cobra.Command, g *globals, f *buildFlags, contextDir string) er
 		}
 	}
 	return writeBuildFiles(f, res)
+}
+
+// options turns the flags into the build's options, reading secret values
+// and checking everything that can be checked before the build: a bad flag
+// is a usage error (exit 2) before any work.
+func (f *buildFlags) options(contextDir string) (builder.Options, error) {
+	opts := builder.Options{
+		ContextDir:    contextDir,
+		Dockerfile:    f.file,
+		Target:        f.target,
+		NoCache:       f.noCache,
+		Pull:          f.pull,
+		NoCacheFilter: f.noCacheFilt,
+		Jobs:          f.jobs,
+		Tags:          f.tags,
+		CheckOnly:     f.check,
+		Runtime:       f.runtime,
+	}
+	if f.file == "-" {
+		opts.Dockerfile = ""
+		if contextDir == "-" {
+			return opts, usagef("-f - and a context on stdin cannot both read stdin")
+		}
+	}
+	if _, err := f.progressModeChecked(); err != nil {
+		return opts, err
+	}
+	if f.jobs < 0 {
+		return opts, usagef("--jobs %d: must be positive", f.jobs)
+	}
+	var err error
+	if opts.BuildArgs, err = parseKV(f.buildArgs, "--build-arg", true); err != nil {
+		return opts, err
+	}
+	if opts.Labels, err = parseKV(f.labels, "--label", false); err != nil {
+		return opts, err
+	}
+	if err := parseRunFlags(f, &opts); err != nil {
+		return opts, err
+	}
+	if opts.Exports, err = parseOutputs(f.outputs); err != nil {
+		return opts, err
+	}
+	if err := opts.Validate(); err != nil {
+		return opts, usageError{err}
+	}
+	return opts, nil
+}
+
+// progressMode is the progress output to use: plain or quiet.
+func (f *buildFlags) progressMode() string {
+	m, _ := f.progressModeChecked()
+	return m
+}
+
+func (f *buildFlags) progressModeChecked() (string, error) {
+	if f.quiet {
+		return "quiet", nil
+	}
+	switch f.progress {
+	case "auto", "plain", "tty", "":
+		return "plain", nil
+	case "quiet":
+		return "quiet", nil
+	}
+	return "", usagef("--progress: unknown mode %q (auto, plain, quiet)", f.progress)
 }
 
 // writeBuildFiles writes --iidfile and --metadata-file.
@@ -178,9 +213,9 @@ func writeBuildFiles(f *buildFlags, res *builder.Result) error {
 
 // parseOutputs turns -o values into exporters. With no -o the image goes to
 // the store, as docker build does.
-func parseOutputs(vals []string, st *builder.Store, tagged bool) ([]exporter.Exporter, error) {
+func parseOutputs(vals []string) ([]exporter.Exporter, error) {
 	if len(vals) == 0 {
-		return []exporter.Exporter{exporter.ImageStore{Images: st.Images}}, nil
+		return []exporter.Exporter{exporter.ImageStore{}}, nil
 	}
 	var out []exporter.Exporter
 	for _, v := range vals {
@@ -192,49 +227,67 @@ func parseOutputs(vals []string, st *builder.Store, tagged bool) ([]exporter.Exp
 				v = "type=local,dest=" + v
 			}
 		}
-		kv := map[string]string{}
-		for _, part := range strings.Split(v, ",") {
-			k, val, ok := strings.Cut(part, "=")
-			if !ok {
-				return nil, usagef("-o %s: %q is not KEY=VALUE", v, part)
-			}
-			kv[strings.TrimSpace(k)] = strings.TrimSpace(val)
+		kv, err := splitOptions("-o", v)
+		if err != nil {
+			return nil, err
 		}
 		dest := kv["dest"]
+		needDest := func(what string) error {
+			if dest == "" {
+				return usagef("-o %s: type=%s needs dest=%s", v, kv["type"], what)
+			}
+			return nil
+		}
+		var e exporter.Exporter
 		switch kv["type"] {
 		case "image":
-			out = append(out, exporter.ImageStore{Images: st.Images})
+			e = exporter.ImageStore{}
 		case "oci":
-			if dest == "" {
-				return nil, usagef("-o %s: type=oci needs dest=FILE", v)
-			}
+			err = needDest("FILE")
+			e = exporter.OCIArchive{Path: dest}
 			if kv["tar"] == "false" {
-				out = append(out, exporter.OCILayout{Dir: dest})
-			} else {
-				out = append(out, exporter.OCIArchive{Path: dest})
+				e = exporter.OCILayout{Dir: dest}
 			}
 		case "docker":
-			if dest == "" {
-				return nil, usagef("-o %s: type=docker needs dest=FILE", v)
-			}
-			out = append(out, exporter.DockerArchive{Path: dest})
+			err = needDest("FILE")
+			e = exporter.DockerArchive{Path: dest}
 		case "local":
-			if dest == "" {
-				return nil, usagef("-o %s: type=local needs dest=DIR", v)
-			}
-			out = append(out, exporter.LocalDir{Dir: dest})
+			err = needDest("DIR")
+			e = exporter.LocalDir{Dir: dest}
 		case "tar":
-			if dest == "" {
-				return nil, usagef("-o %s: type=tar needs dest=FILE (- for stdout)", v)
-			}
-			out = append(out, exporter.RootfsTar{Path: dest})
+			err = needDest("FILE (- for stdout)")
+			e = exporter.RootfsTar{Path: dest}
 		case "":
-			return nil, usagef("-o %s: missing type=", v)
+			err = usagef("-o %s: missing type=", v)
 		default:
-			return nil, usagef("-o %s: unknown output type %q (image, oci, docker, local, tar)", v, kv["type"])
+			err = usagef("-o %s: unknown output type %q (image, oci, docker, local, tar)", v, kv["type"])
 		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
 	}
 	return out, nil
+}
+
+// splitOptions reads the KEY=VALUE[,KEY=VALUE...] value of a flag, as
+// buildx does: fields are comma-separated CSV (a value with a comma is
+// quoted), keys are trimmed and lower-cased, values kept as given.
+func splitOptions(flag, v string) (map[string]string, error) {
+	fields, err := csvvalue.Fields(v, nil)
+	if err != nil {
+		return nil, usagef("%s %s: %v", flag, v, err)
+	}
+	kv := make(map[string]string, len(fields))
+	for _, part := range fields {
+		k, val, ok := strings.Cut(part, "=")
+		k = strings.ToLower(strings.TrimSpace(k))
+		if !ok || k == "" {
+			return nil, usagef("%s %s: %q is not KEY=VALUE", flag, v, part)
+		}
+		kv[k] = val
+	}
+	return kv, nil
 }
 
 // parseKV parses KEY=VALUE flags; with fromEnv a bare KEY takes the
@@ -281,9 +334,9 @@ func parseRunFlags(f *buildFlags, opts *builder.Options) error {
 		return usagef("--network: unknown mode %q (default, none, host)", f.network)
 	}
 	for _, h := range f.addHosts {
-		host, ip, ok := strings.Cut(h, ":")
+		host, ip, ok := strings.Cut(h, "=")
 		if !ok {
-			host, ip, ok = strings.Cut(h, "=")
+			host, ip, ok = strings.Cut(h, ":")
 		}
 		if !ok || host == "" || net.ParseIP(ip) == nil {
 			return usagef("--add-host %q: want HOST:IP", h)
@@ -307,13 +360,9 @@ func parseRunFlags(f *buildFlags, opts *builder.Options) error {
 func parseSecrets(vals []string) (map[string][]byte, error) {
 	out := map[string][]byte{}
 	for _, v := range vals {
-		kv := map[string]string{}
-		for _, part := range strings.Split(v, ",") {
-			k, val, ok := strings.Cut(part, "=")
-			if !ok {
-				return nil, usagef("--secret %s: %q is not KEY=VALUE", v, part)
-			}
-			kv[strings.ToLower(strings.TrimSpace(k))] = val
+		kv, err := splitOptions("--secret", v)
+		if err != nil {
+			return nil, err
 		}
 		id, typ := kv["id"], kv["type"]
 		src := kv["src"]
@@ -389,20 +438,4 @@ func parseSSH(vals []string) (map[string]string, error) {
 		out[id] = sock
 	}
 	return out, nil
-}
-
-// newRuntime returns the executor for --runtime; nil means the store's
-// built-in sandbox.
-func newRuntime(name string, st *builder.Store) (executor.Executor, error) {
-	switch name {
-	case "sandbox", "":
-		return nil, nil
-	case "runc":
-		rt, err := runc.New(runc.Options{StateDir: filepath.Join(st.TmpDir(), "runc")})
-		if err != nil {
-			return nil, fmt.Errorf("--runtime runc: %w", err)
-		}
-		return rt, nil
-	}
-	return nil, usagef("--runtime: unknown runtime %q (sandbox, runc)", name)
 }

@@ -19,9 +19,6 @@ import (
 // Dockerfile of an empty context. It sets opts.ContextDir (and the
 // Dockerfile) and returns the directory for the caller to remove.
 func stdinContext(c *cobra.Command, opts *builder.Options) (string, error) {
-	if opts.Dockerfile == "-" {
-		return "", usagef("-f - and a context on stdin cannot both read stdin")
-	}
 	data, err := readAllStdin(c)
 	if err != nil {
 		return "", fmt.Errorf("read the context from stdin: %w", err)

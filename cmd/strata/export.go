@@ -5,8 +5,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/strata-build/strata/builder"
 	"github.com/strata-build/strata/exporter"
+	"github.com/strata-build/strata/store"
 )
 
 func newExport(g *globals) *cobra.Command {
@@ -16,17 +16,15 @@ func newExport(g *globals) *cobra.Command {
 		Short: "Write an image's filesystem as one tar (stdout by default)",
 		Args:  exactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			return withStore(c, g, func(st *builder.Store) error {
-				img, err := st.Images.Get(c.Context(), args[0])
-				if err != nil {
-					return fmt.Errorf("export %s: %w", args[0], err)
+			e := exporter.RootfsTar{Path: out}
+			if out == "" || out == "-" {
+				e = exporter.RootfsTar{W: c.OutOrStdout()}
+			}
+			return withStore(c, g, func(st *store.Store) error {
+				if err := st.Export(c.Context(), args[0], e); err != nil {
+					return fmt.Errorf("export %w", err)
 				}
-				e := exporter.RootfsTar{Path: out}
-				if out == "" || out == "-" {
-					e = exporter.RootfsTar{W: c.OutOrStdout()}
-				}
-				_, err = e.Export(c.Context(), exporter.Source{Content: st.Content, Manifest: img.Target})
-				return err
+				return nil
 			})
 		},
 	}

@@ -9,9 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/strata-build/strata/builder"
 	"github.com/strata-build/strata/cache/images"
-	"github.com/strata-build/strata/exporter"
+	"github.com/strata-build/strata/store"
 )
 
 func exactArgs(n int) cobra.PositionalArgs {
@@ -42,33 +41,24 @@ func newImages(g *globals) *cobra.Command {
 		Short: "List the images in the store",
 		Args:  exactArgs(0),
 		RunE: func(c *cobra.Command, args []string) error {
-			return withStore(c, g, func(st *builder.Store) error {
-				list, err := st.Images.List(c.Context())
+			return withStore(c, g, func(st *store.Store) error {
+				list, err := st.Images(c.Context(), defaultPlatform())
 				if err != nil {
 					return err
 				}
 				tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 3, ' ', 0)
 				fmt.Fprintln(tw, "REPOSITORY:TAG\tDIGEST\tCREATED\tSIZE")
 				for _, img := range list {
-					size, _ := imageSize(c, st, img)
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", images.Familiar(img.Name), img.Target.Digest.Encoded()[:12], img.Created.Format(time.RFC3339), humanSize(size))
+					size := "-"
+					if img.Size >= 0 {
+						size = humanSize(img.Size)
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", images.Familiar(img.Name), img.Target.Digest.Encoded()[:12], img.Created.Format(time.RFC3339), size)
 				}
 				return tw.Flush()
 			})
 		},
 	}
-}
-
-func imageSize(c *cobra.Command, st *builder.Store, img images.Image) (int64, error) {
-	res, err := images.Resolve(c.Context(), st.Content, img.Target, defaultPlatform())
-	if err != nil {
-		return 0, err
-	}
-	n := res.Manifest.Config.Size
-	for _, l := range res.Manifest.Layers {
-		n += l.Size
-	}
-	return n, nil
 }
 
 func humanSize(n int64) string {
@@ -98,7 +88,7 @@ func newLoad(g *globals) *cobra.Command {
 			if input != "" {
 				args = []string{input}
 			}
-			return withInput(c, g, args[0], func(st *builder.Store, r io.Reader) error {
+			return withInput(c, g, args[0], func(st *store.Store, r io.Reader) error {
 				return loadArchive(c, st, r, args[0])
 			})
 		},
@@ -107,8 +97,8 @@ func newLoad(g *globals) *cobra.Command {
 	return c
 }
 
-func loadArchive(c *cobra.Command, st *builder.Store, r io.Reader, name string) error {
-	imgs, err := exporter.Load(c.Context(), r, st.Content, st.Images)
+func loadArchive(c *cobra.Command, st *store.Store, r io.Reader, name string) error {
+	imgs, err := st.Load(c.Context(), r)
 	if err != nil {
 		return fmt.Errorf("load %s: %w", name, err)
 	}
@@ -128,8 +118,11 @@ func newImport(g *globals) *cobra.Command {
 		Short: "Make a one-layer image from a filesystem tarball",
 		Args:  exactArgs(2),
 		RunE: func(c *cobra.Command, args []string) error {
-			return withInput(c, g, args[0], func(st *builder.Store, r io.Reader) error {
-				img, err := st.Import(c.Context(), r, builder.ImportOptions{Name: args[1]})
+			if _, err := images.Normalize(args[1]); err != nil {
+				return usagef("import %s: %v", args[1], err)
+			}
+			return withInput(c, g, args[0], func(st *store.Store, r io.Reader) error {
+				img, err := st.Import(c.Context(), r, store.ImportOptions{Name: args[1]})
 				if err != nil {
 					return err
 				}
@@ -147,32 +140,11 @@ func newSave(g *globals) *cobra.Command {
 		Short: "Write images to a docker archive (stdout by default)",
 		Args:  minArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			return withStore(c, g, func(st *builder.Store) error {
-				var imgs []images.Image
-				for _, a := range args {
-					img, err := st.Images.Get(c.Context(), a)
-					if err != nil {
-						return fmt.Errorf("save %s: %w", a, err)
-					}
-					imgs = append(imgs, img)
-				}
+			return withStore(c, g, func(st *store.Store) error {
 				if out == "" || out == "-" {
-					return exporter.Save(c.Context(), st.Content, imgs, c.OutOrStdout())
+					return st.Save(c.Context(), args, c.OutOrStdout())
 				}
-				tmp := out + ".tmp"
-				f, err := os.Create(tmp)
-				if err != nil {
-					return err
-				}
-				if err := exporter.Save(c.Context(), st.Content, imgs, f); err != nil {
-					f.Close()
-					os.Remove(tmp)
-					return err
-				}
-				if err := f.Close(); err != nil {
-					return err
-				}
-				return os.Rename(tmp, out)
+				return st.SaveFile(c.Context(), args, out)
 			})
 		},
 	}
@@ -181,7 +153,7 @@ func newSave(g *globals) *cobra.Command {
 }
 
 // withInput opens path ("-" is stdin) and the store, and calls fn with both.
-func withInput(c *cobra.Command, g *globals, path string, fn func(*builder.Store, io.Reader) error) error {
+func withInput(c *cobra.Command, g *globals, path string, fn func(*store.Store, io.Reader) error) error {
 	var r io.Reader = c.InOrStdin()
 	if path != "-" {
 		f, err := os.Open(path)
@@ -191,10 +163,5 @@ func withInput(c *cobra.Command, g *globals, path string, fn func(*builder.Store
 		defer f.Close()
 		r = f
 	}
-	st, err := g.open(c.Context())
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	return fn(st, r)
+	return withStore(c, g, func(st *store.Store) error { return fn(st, r) })
 }

@@ -12,8 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/strata-build/strata/builder"
 	"github.com/strata-build/strata/executor"
+	"github.com/strata-build/strata/store"
 )
 
 // usageError marks a bad command line (exit code 2).
@@ -28,8 +28,8 @@ type globals struct {
 	root string
 }
 
-func (g *globals) open(ctx context.Context) (*builder.Store, error) {
-	return builder.Open(ctx, g.root)
+func (g *globals) open(ctx context.Context) (*store.Store, error) {
+	return store.Open(ctx, g.root)
 }
 
 func newRoot() *cobra.Command {
@@ -40,7 +40,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.PersistentFlags().StringVar(&g.root, "root", builder.DefaultRoot(), "store root (env STRATA_ROOT)")
+	root.PersistentFlags().StringVar(&g.root, "root", store.DefaultRoot(), "store root (env STRATA_ROOT)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newBuild(g), newImages(g), newLoad(g), newImport(g), newSave(g), newVersion(), newDu(g), newPrune(g), newTag(g), newRmi(g), newInspect(g), newHistory(g), newPull(g), newExport(g))
 	return root

@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/strata-build/strata/builder"
+	"github.com/strata-build/strata/store"
 )
 
 func newDu(g *globals) *cobra.Command {
@@ -18,7 +18,7 @@ func newDu(g *globals) *cobra.Command {
 		Short: "Show the disk usage of the build cache",
 		Args:  exactArgs(0),
 		RunE: func(c *cobra.Command, args []string) error {
-			return withStore(c, g, func(st *builder.Store) error {
+			return withStore(c, g, func(st *store.Store) error {
 				list, err := st.DiskUsage(c.Context())
 				if err != nil {
 					return err
@@ -51,7 +51,7 @@ func newPrune(g *globals) *cobra.Command {
 		Short: "Remove build cache (never what a tagged image or a running build uses)",
 		Args:  exactArgs(0),
 		RunE: func(c *cobra.Command, args []string) error {
-			opts := builder.PruneOptions{All: all}
+			opts := store.PruneOptions{All: all}
 			if keep != "" {
 				n, err := parseSize(keep)
 				if err != nil {
@@ -70,7 +70,7 @@ func newPrune(g *globals) *cobra.Command {
 				}
 				opts.Until = d
 			}
-			return withStore(c, g, func(st *builder.Store) error {
+			return withStore(c, g, func(st *store.Store) error {
 				rep, err := st.Prune(c.Context(), opts)
 				if err != nil {
 					return err

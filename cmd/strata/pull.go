@@ -7,10 +7,10 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 
-	"github.com/strata-build/strata/builder"
 	"github.com/strata-build/strata/cache/images"
 	"github.com/strata-build/strata/internal/progress"
 	"github.com/strata-build/strata/registry"
+	"github.com/strata-build/strata/store"
 )
 
 func newPull(g *globals) *cobra.Command {
@@ -28,12 +28,12 @@ func newPull(g *globals) *cobra.Command {
 			if _, err := images.Normalize(args[0]); err != nil {
 				return usagef("pull: %v", err)
 			}
-			return withStore(c, g, func(st *builder.Store) error {
+			return withStore(c, g, func(st *store.Store) error {
 				var sink progress.Sink = progress.NewPlain(c.ErrOrStderr())
 				if quiet {
 					sink = progress.Discard
 				}
-				res, err := registry.New(st.Content, st.Images, registry.Options{Progress: sink}).Pull(c.Context(), args[0], p)
+				res, err := st.Pull(c.Context(), args[0], store.PullOptions{Platform: p, Progress: sink})
 				if err != nil {
 					return err
 				}

@@ -1,4 +1,4 @@
-package builder
+package store
 
 import (
 	"context"
@@ -25,7 +25,7 @@ import (
 // takes it exclusively, so it waits for running builds and never removes
 // what one of them uses.
 func (s *Store) lockShared() error {
-	f, err := os.OpenFile(filepath.Join(s.Root, "store.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	f, err := os.OpenFile(filepath.Join(s.root, "store.lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return err
 	}
@@ -78,18 +78,30 @@ func (s *Store) DiskUsage(ctx context.Context) ([]DiskUsage, error) {
 }
 
 // usage lists the records with their chains, and the size of every
-// snapshot in those chains.
+// snapshot in those chains. A file that several snapshots share (a COPY
+// links the files it did not change from its previous result) is counted
+// once, in the oldest snapshot that holds it, so the sizes add up to what
+// the store holds on disk.
 func (s *Store) usage(ctx context.Context) ([]DiskUsage, map[string]int64, error) {
 	var out []DiskUsage
-	err := s.Records.WalkResults(func(key digest.Digest, rec cache.ResultRecord) error {
+	err := s.records.WalkResults(func(key digest.Digest, rec cache.ResultRecord) error {
 		out = append(out, DiskUsage{Key: key, Snapshot: rec.Snapshot, LastUsed: rec.LastUsed})
 		return nil
 	})
 	if err != nil {
 		return nil, nil, err
 	}
-	sizes := map[string]int64{}
+	created := map[string]time.Time{}
+	err = s.snapshotter.Walk(ctx, func(i snapshot.Info) error {
+		created[i.Name] = i.Created
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
 	parents := map[string]int{}
+	var names []string
+	inChains := map[string]bool{}
 	for i := range out {
 		chain, err := s.layers().Chain(ctx, out[i].Snapshot)
 		if err != nil {
@@ -97,21 +109,30 @@ func (s *Store) usage(ctx context.Context) ([]DiskUsage, map[string]int64, error
 		}
 		out[i].chain = chain
 		for _, n := range chain {
-			if _, ok := sizes[n]; ok {
-				continue
-			}
-			if u, err := s.Snapshotter.Usage(ctx, n); err == nil {
-				sizes[n] = u.Size
+			if !inChains[n] {
+				inChains[n] = true
+				names = append(names, n)
 			}
 		}
 		if len(chain) > 0 {
-			out[i].Size = sizes[out[i].Snapshot]
 			for _, p := range chain[:len(chain)-1] {
 				parents[p]++
 			}
 		}
 	}
+	sort.SliceStable(names, func(i, j int) bool { return created[names[i]].Before(created[names[j]]) })
+	usages, err := s.snapshotter.UsageOf(ctx, names)
+	if err != nil {
+		return nil, nil, err
+	}
+	sizes := make(map[string]int64, len(names))
+	for i, n := range names {
+		sizes[n] = usages[i].Size
+	}
 	for i := range out {
+		if out[i].chain != nil {
+			out[i].Size = sizes[out[i].Snapshot]
+		}
 		out[i].Shared = parents[out[i].Snapshot] > 0
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].LastUsed.After(out[j].LastUsed) })
@@ -136,7 +157,7 @@ func (s *Store) Prune(ctx context.Context, opts PruneOptions) (PruneReport, erro
 	drop := pruneSelect(usage, sizes, opts, time.Now())
 	dropped := map[digest.Digest]bool{}
 	for _, u := range drop {
-		if err := s.Records.DeleteResult(u.Key); err != nil {
+		if err := s.records.DeleteResult(u.Key); err != nil {
 			return rep, err
 		}
 		dropped[u.Key] = true
@@ -208,7 +229,7 @@ func (s *Store) removeSnapshots(ctx context.Context, keep map[string]bool, rep *
 	for {
 		var victims []snapshot.Info
 		hasChild := map[string]bool{}
-		err := s.Snapshotter.Walk(ctx, func(i snapshot.Info) error {
+		err := s.snapshotter.Walk(ctx, func(i snapshot.Info) error {
 			if i.Parent != "" {
 				hasChild[i.Parent] = true
 			}
@@ -225,10 +246,10 @@ func (s *Store) removeSnapshots(ctx context.Context, keep map[string]bool, rep *
 			if hasChild[v.Name] {
 				continue
 			}
-			if u, err := s.Snapshotter.Usage(ctx, v.Name); err == nil {
+			if u, err := s.snapshotter.Usage(ctx, v.Name); err == nil {
 				rep.Reclaimed += u.Size
 			}
-			if err := s.Snapshotter.Remove(ctx, v.Name); err != nil {
+			if err := s.snapshotter.Remove(ctx, v.Name); err != nil {
 				if errors.Is(err, snapshot.ErrHasChildren) {
 					continue
 				}
@@ -247,17 +268,17 @@ func (s *Store) removeSnapshots(ctx context.Context, keep map[string]bool, rep *
 // blobs that no tagged image and no kept snapshot's layer record references.
 func (s *Store) removeBlobs(ctx context.Context, keepSnaps map[string]bool, rep *PruneReport) error {
 	keep := map[digest.Digest]bool{}
-	imgs, err := s.Images.List(ctx)
+	imgs, err := s.images.List(ctx)
 	if err != nil {
 		return err
 	}
 	for _, img := range imgs {
-		if err := markImage(ctx, s.Content, img.Target, keep); err != nil {
+		if err := markImage(ctx, s.content, img.Target, keep); err != nil {
 			return fmt.Errorf("image %s: %w", images.Familiar(img.Name), err)
 		}
 	}
 	var stale []string
-	err = s.Records.WalkLayers(func(name string, l cache.Layer) error {
+	err = s.records.WalkLayers(func(name string, l cache.Layer) error {
 		snap, _, _ := strings.Cut(name, "@") // "<snapshot>@<epoch>" too
 		switch {
 		case !keepSnaps[snap]:
@@ -271,15 +292,15 @@ func (s *Store) removeBlobs(ctx context.Context, keepSnaps map[string]bool, rep 
 		return err
 	}
 	for _, name := range stale {
-		if err := s.Records.DeleteLayer(name); err != nil {
+		if err := s.records.DeleteLayer(name); err != nil {
 			return err
 		}
 	}
-	if err := s.Records.DeleteSumsExcept(func(snap string) bool { return keepSnaps[snap] }); err != nil {
+	if err := s.records.DeleteSumsExcept(func(snap string) bool { return keepSnaps[snap] }); err != nil {
 		return err
 	}
 	var victims []content.Info
-	err = s.Content.Walk(ctx, func(i content.Info) error {
+	err = s.content.Walk(ctx, func(i content.Info) error {
 		if !keep[i.Digest] {
 			victims = append(victims, i)
 		}
@@ -289,7 +310,7 @@ func (s *Store) removeBlobs(ctx context.Context, keepSnaps map[string]bool, rep 
 		return err
 	}
 	for _, v := range victims {
-		if err := s.Content.Delete(ctx, v.Digest); err != nil {
+		if err := s.content.Delete(ctx, v.Digest); err != nil {
 			return err
 		}
 		rep.Blobs++

@@ -1,12 +1,18 @@
-// Package builder is strata's one entry point for a build: Dockerfile ->
-// frontend (op graph) -> solver (cached execution) -> exporters.
+// Package store owns one store root: the metadata DB, the content store,
+// the image names, the build cache records, the snapshots and the
+// per-process temp dirs. It is what every command opens first.
 //
-// A Store is one store root opened by one process: the metadata DB, the
-// content store, the image store, the snapshotter and the sandbox. Opening
-// it sweeps what killed processes left behind (mount points, active
-// snapshots, ingest files), so no repair step is ever needed. Several
-// processes may open one root at once.
-package builder
+// Lifecycle: Open locks the root shared, sweeps what killed processes left
+// behind (mount points, active snapshots, ingest and temp files) and claims
+// this process's temp dir; Close releases them. No repair step is ever
+// needed, and several processes may open one root at once: Prune alone
+// takes the root's lock exclusively, waiting for the others.
+//
+// The operations on images (Image, Images, Tag, Untag, Resolve, History,
+// Save, Load, Import, Export, Pull) and on the cache (DiskUsage, Prune) are
+// methods. A build reaches the parts it runs on through Parts: builder is
+// its one user.
+package store
 
 import (
 	"context"
@@ -16,11 +22,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-build/strata/cache"
@@ -35,19 +43,54 @@ import (
 
 // Store is an open store root.
 type Store struct {
-	Root        string
-	DB          *metadata.DB
-	Content     *content.Store
-	Images      *images.Store
-	Records     *cache.Records
-	Snapshotter snapshot.Snapshotter
-	Checksums   *contenthash.Cache
-	Executor    executor.Executor
+	root        string
+	db          *metadata.DB
+	content     *content.Store
+	images      *images.Store
+	records     *cache.Records
+	snapshotter snapshot.Snapshotter
+	checksums   *contenthash.Cache
+	sandbox     executor.Executor
 
 	tmp       string   // this process's mount points and sandbox state
 	lock      *os.File // held while the process lives; a sweep skips locked dirs
 	storeLock *os.File // shared while open, exclusive during Prune
 }
+
+// Parts are the parts of an open store that a build runs on. They stay
+// valid until the store is closed.
+type Parts struct {
+	Content     *content.Store
+	Images      *images.Store
+	Records     *cache.Records
+	Snapshotter snapshot.Snapshotter
+	Checksums   *contenthash.Cache
+	// Executor is the built-in sandbox, made on its first use.
+	Executor executor.Executor
+	// TempDir is this process's private temp dir: mount points and
+	// executor state live there; it is removed on Close, or swept by the
+	// next process after a crash.
+	TempDir string
+	// CacheMountDir holds the directories of RUN --mount=type=cache.
+	CacheMountDir string
+}
+
+// Parts returns the store's parts for a build.
+func (s *Store) Parts() Parts {
+	return Parts{
+		Content:       s.content,
+		Images:        s.images,
+		Records:       s.records,
+		Snapshotter:   s.snapshotter,
+		Checksums:     s.checksums,
+		Executor:      s.sandbox,
+		TempDir:       s.tmp,
+		CacheMountDir: filepath.Join(s.root, "cache-mounts"),
+	}
+}
+
+// Root is the store's root directory (absolute).
+func (s *Store) Root() string { return s.root }
 
 // DefaultRoot is /var/lib/strata for root, else $XDG_DATA_HOME/strata;
 // STRATA_ROOT overrides both.
@@ -76,42 +119,45 @@ func Open(ctx context.Context, root string) (*Store, error) {
 			return nil, fmt.Errorf("create store %s: %w", root, err)
 		}
 	}
-	s := &Store{Root: root}
-	if err := s.lockShared(); err != nil {
-		return nil, err
+	s := &Store{root: root}
+	if err := s.open(ctx); err != nil {
+		return nil, errors.Join(err, s.Close())
 	}
-	if s.DB, err = metadata.Open(filepath.Join(root, "metadata.db")); err != nil {
-		return nil, err
-	}
-	if s.Content, err = content.Open(filepath.Join(root, "content")); err != nil {
-		return nil, err
-	}
-	s.Images = images.NewStore(s.DB)
-	s.Records = cache.NewRecords(s.DB)
-	if s.Snapshotter, err = snapshot.New(filepath.Join(root, "snapshots"), s.DB); err != nil {
-		return nil, err
-	}
-	if err := s.sweep(ctx); err != nil {
-		return nil, fmt.Errorf("sweep store %s: %w", root, err)
-	}
-	if err := s.claimTmp(); err != nil {
-		return nil, err
-	}
-	if s.Checksums, err = contenthash.OpenCache(filepath.Join(root, "checksums")); err != nil {
-		return nil, err
-	}
-	s.Executor = &lazySandbox{opts: executor.SandboxOptions{StateDir: s.tmp}}
 	return s, nil
 }
 
-// TmpDir is this process's private temp dir in the store: mount points and
-// executor state live there, and it is removed on Close or swept by the next
-// process after a crash.
-func (s *Store) TmpDir() string { return s.tmp }
+func (s *Store) open(ctx context.Context) error {
+	var err error
+	if err := s.lockShared(); err != nil {
+		return err
+	}
+	if s.db, err = metadata.Open(filepath.Join(s.root, "metadata.db")); err != nil {
+		return err
+	}
+	if s.content, err = content.Open(filepath.Join(s.root, "content")); err != nil {
+		return err
+	}
+	s.images = images.NewStore(s.db)
+	s.records = cache.NewRecords(s.db)
+	if s.snapshotter, err = snapshot.New(filepath.Join(s.root, "snapshots"), s.db); err != nil {
+		return err
+	}
+	if err := s.sweep(ctx); err != nil {
+		return fmt.Errorf("sweep store %s: %w", s.root, err)
+	}
+	if err := s.claimTmp(); err != nil {
+		return err
+	}
+	if s.checksums, err = contenthash.OpenCache(filepath.Join(s.root, "checksums")); err != nil {
+		return err
+	}
+	s.sandbox = &lazySandbox{opts: executor.SandboxOptions{StateDir: s.tmp}}
+	return nil
+}
 
 // claimTmp makes this process's private temp dir and holds its lock.
 func (s *Store) claimTmp() error {
-	base := filepath.Join(s.Root, "tmp")
+	base := filepath.Join(s.root, "tmp")
 	var b [8]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return err
@@ -172,7 +218,7 @@ const newLockPrefix = ".new-"
 // sweep removes the temp dirs of dead processes (unmounting what they left
 // mounted), their active snapshots and their ingest files.
 func (s *Store) sweep(ctx context.Context) error {
-	base := filepath.Join(s.Root, "tmp")
+	base := filepath.Join(s.root, "tmp")
 	entries, err := os.ReadDir(base)
 	if err != nil {
 		return err
@@ -199,13 +245,13 @@ func (s *Store) sweep(ctx context.Context) error {
 			}
 		}
 	}
-	if err := s.Snapshotter.Sweep(ctx); err != nil {
+	if err := s.snapshotter.Sweep(ctx); err != nil {
 		return err
 	}
-	if err := sweepOld(filepath.Join(s.Root, "checksums", ".tmp-*"), time.Hour); err != nil {
+	if err := sweepOld(filepath.Join(s.root, "checksums", ".tmp-*"), time.Hour); err != nil {
 		return err
 	}
-	return s.Content.Sweep(time.Hour)
+	return s.content.Sweep(time.Hour)
 }
 
 // sweepOld removes the files matching pattern that were last written more
@@ -281,33 +327,47 @@ func lockIfDead(p string) (f *os.File, dead bool) {
 	return f, true
 }
 
-// unmountBelow detaches every mount point under dir, deepest first.
+// unmountBelow detaches every mount point at or under dir, deepest first.
 func unmountBelow(dir string) error {
-	mounts, err := mountPointsBelow(dir)
+	mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
 	if err != nil {
 		return err
 	}
-	for i := len(mounts) - 1; i >= 0; i-- {
-		if err := snapshot.Unmount(mounts[i]); err != nil {
+	points := make([]string, 0, len(mounts))
+	for _, m := range mounts {
+		points = append(points, m.Mountpoint)
+	}
+	sort.Strings(points) // parents before children
+	for i := len(points) - 1; i >= 0; i-- {
+		if err := snapshot.Unmount(points[i]); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// Close releases the store: the process's temp dir goes away.
+// Close releases the store: the checksum cache is saved, the process's
+// temp dir goes away and the locks are released. Every step is tried; the
+// error joins those that failed.
 func (s *Store) Close() error {
-	if s.Checksums != nil {
-		_ = s.Checksums.Save()
+	var errs []error
+	if s.checksums != nil {
+		errs = append(errs, s.checksums.Save())
 	}
 	if s.tmp != "" {
-		_ = unmountBelow(s.tmp)
-		_ = os.RemoveAll(s.tmp)
-		_ = os.Remove(s.tmp + ".lock")
-		s.lock.Close()
+		errs = append(errs, unmountBelow(s.tmp), os.RemoveAll(s.tmp))
+		if err := os.Remove(s.tmp + ".lock"); !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+		errs = append(errs, s.lock.Close())
+		s.tmp = ""
 	}
 	if s.storeLock != nil {
-		s.storeLock.Close()
+		errs = append(errs, s.storeLock.Close())
+		s.storeLock = nil
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close store %s: %w", s.root, err)
 	}
 	return nil
 }

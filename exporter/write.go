@@ -1,4 +1,4 @@
-package builder
+package exporter
 
 import (
 	"context"
@@ -12,16 +12,17 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata/cache"
-	"github.com/strata-build/strata/solver/ops"
 )
 
-// writeImage turns a build result and the frontend's config template into
-// an image in the content store: one layer per non-empty snapshot diff in
-// the result's chain, the config with diff ids and history, the manifest.
-func (s *Store) writeImage(ctx context.Context, ref *ops.Ref, full dockerspec.DockerOCIImage, epoch *time.Time) (ocispec.Descriptor, digest.Digest, error) {
+// WriteImage turns a build result (the snapshot root names) and the
+// frontend's config template into an image in the content store: one layer
+// per non-empty snapshot diff in the result's chain, the config with diff
+// ids and history, the manifest. It returns the manifest's descriptor and
+// the config's digest (the image ID). epoch (SOURCE_DATE_EPOCH), when set,
+// dates the layers' files and the history.
+func WriteImage(ctx context.Context, ls *cache.Layers, root string, full dockerspec.DockerOCIImage, epoch *time.Time) (ocispec.Descriptor, digest.Digest, error) {
 	tmpl := full.Image
-	ls := s.layers()
-	chain, err := ls.Chain(ctx, ref.Snapshot)
+	chain, err := ls.Chain(ctx, root)
 	if err != nil {
 		return ocispec.Descriptor{}, "", err
 	}
@@ -36,7 +37,7 @@ func (s *Store) writeImage(ctx context.Context, ref *ops.Ref, full dockerspec.Do
 	}
 	created := make([]time.Time, len(newIdx))
 	for j := range newIdx {
-		info, err := s.Snapshotter.Stat(ctx, chain[len(chain)-len(newIdx)+j])
+		info, err := ls.Snapshotter.Stat(ctx, chain[len(chain)-len(newIdx)+j])
 		if err != nil {
 			return ocispec.Descriptor{}, "", err
 		}
@@ -59,20 +60,15 @@ func (s *Store) writeImage(ctx context.Context, ref *ops.Ref, full dockerspec.Do
 	if err != nil {
 		return ocispec.Descriptor{}, "", err
 	}
-	if m.Config, err = s.Content.Put(ctx, ocispec.MediaTypeImageConfig, cb); err != nil {
+	if m.Config, err = ls.Content.Put(ctx, ocispec.MediaTypeImageConfig, cb); err != nil {
 		return ocispec.Descriptor{}, "", err
 	}
 	mb, err := json.Marshal(m)
 	if err != nil {
 		return ocispec.Descriptor{}, "", err
 	}
-	desc, err := s.Content.Put(ctx, ocispec.MediaTypeImageManifest, mb)
+	desc, err := ls.Content.Put(ctx, ocispec.MediaTypeImageManifest, mb)
 	return desc, m.Config.Digest, err
-}
-
-// layers is the store's layer maker.
-func (s *Store) layers() *cache.Layers {
-	return &cache.Layers{Snapshotter: s.Snapshotter, Content: s.Content, Records: s.Records, TempDir: s.tmp}
 }
 
 // alignHistory pairs the template's history with the layers: the first nBase

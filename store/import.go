@@ -1,4 +1,4 @@
-package builder
+package store
 
 import (
 	"context"
@@ -37,7 +37,7 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (im
 		return images.Image{}, fmt.Errorf("import: %w", err)
 	}
 	defer src.Close()
-	cw, err := s.Content.Writer(ctx)
+	cw, err := s.content.Writer(ctx)
 	if err != nil {
 		return images.Image{}, err
 	}
@@ -64,7 +64,7 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (im
 	if err != nil {
 		return images.Image{}, err
 	}
-	cdesc, err := s.Content.Put(ctx, ocispec.MediaTypeImageConfig, cb)
+	cdesc, err := s.content.Put(ctx, ocispec.MediaTypeImageConfig, cb)
 	if err != nil {
 		return images.Image{}, err
 	}
@@ -73,10 +73,10 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (im
 	if err != nil {
 		return images.Image{}, err
 	}
-	mdesc, err := s.Content.Put(ctx, ocispec.MediaTypeImageManifest, mb)
+	mdesc, err := s.content.Put(ctx, ocispec.MediaTypeImageManifest, mb)
 	if err != nil {
 		return images.Image{}, err
 	}
 	img := images.Image{Name: name, Target: mdesc, Created: created, Updated: time.Now().UTC()}
-	return img, s.Images.Put(ctx, img)
+	return img, s.images.Put(ctx, img)
 }
