@@ -52,3 +52,27 @@ func TestCLIQuietAndMetadataFile(t *testing.T) {
 		t.Errorf("no RUN step in the metadata: %s", b)
 	}
 }
+
+// SOURCE_DATE_EPOCH in the environment is the build arg, as buildx passes
+// it: two builds that run every step again give the same image digest.
+func TestCLISourceDateEpochFromEnvironment(t *testing.T) {
+	bin := strataBinary(t, false)
+	root := cliStore(t)
+	dir := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nRUN echo hi > /hi\n"})
+	build := func(env ...string) string {
+		t.Helper()
+		cmd := strataCmd(bin, root, "build", "-q", "--no-cache", dir)
+		cmd.Env = append(cmd.Env, env...)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("build: %v", err)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	if a, b := build(), build(); a == b {
+		t.Fatalf("two --no-cache builds without SOURCE_DATE_EPOCH gave one image %s: the test proves nothing", a)
+	}
+	if a, b := build("SOURCE_DATE_EPOCH=1700000000"), build("SOURCE_DATE_EPOCH=1700000000"); a != b {
+		t.Errorf("with SOURCE_DATE_EPOCH in the environment: %s then %s, want one image", a, b)
+	}
+}

@@ -153,6 +153,14 @@ func (f *buildFlags) options(contextDir string) (builder.Options, error) {
 	if opts.BuildArgs, err = parseKV(f.buildArgs, "--build-arg", true); err != nil {
 		return opts, err
 	}
+	// SOURCE_DATE_EPOCH in the environment is a build arg, as buildx passes
+	// it, unless --build-arg sets it: CI runners that export it get the
+	// same digests.
+	if v, ok := os.LookupEnv("SOURCE_DATE_EPOCH"); ok && v != "" {
+		if _, set := opts.BuildArgs["SOURCE_DATE_EPOCH"]; !set {
+			opts.BuildArgs["SOURCE_DATE_EPOCH"] = v
+		}
+	}
 	if opts.Labels, err = parseKV(f.labels, "--label", false); err != nil {
 		return opts, err
 	}

@@ -315,6 +315,20 @@ func TestBuildFlagsOptions(t *testing.T) {
 	}
 }
 
+func TestSourceDateEpochFromEnvironment(t *testing.T) {
+	f := &buildFlags{progress: "auto", network: "default"}
+	t.Setenv("SOURCE_DATE_EPOCH", "1700000000")
+	o, err := f.options("ctx")
+	if err != nil || o.BuildArgs["SOURCE_DATE_EPOCH"] != "1700000000" {
+		t.Errorf("SOURCE_DATE_EPOCH from the environment: %v, %v", o.BuildArgs, err)
+	}
+	f.buildArgs = []string{"SOURCE_DATE_EPOCH=5"}
+	o, err = f.options("ctx")
+	if err != nil || o.BuildArgs["SOURCE_DATE_EPOCH"] != "5" {
+		t.Errorf("--build-arg SOURCE_DATE_EPOCH=5 should win over the environment: %v, %v", o.BuildArgs, err)
+	}
+}
+
 // A bad -t stops `strata build` with exit code 2 before anything is made:
 // no store is created, no Dockerfile is read.
 func TestBuildRejectsBadTagBeforeWork(t *testing.T) {
