@@ -399,4 +399,3 @@ func TestBearerScopes(t *testing.T) {
 		t.Errorf("login with a bad password: %v", err)
 	}
 }
-
