@@ -203,6 +203,10 @@ func (r *Resolver) endpoint(host string) (Endpoint, error) {
 	if err != nil {
 		return Endpoint{}, err
 	}
+	// HTTP/1.1 only: blobs move over parallel connections rather than
+	// streams of one, and a TLS failure the server reports after the
+	// handshake (a client certificate missing or refused) keeps its
+	// message instead of HTTP/2's "client conn could not be established".
 	base := &http.Transport{
 		Proxy: http.ProxyFromEnvironment,
 		DialContext: (&net.Dialer{
@@ -213,7 +217,6 @@ func (r *Resolver) endpoint(host string) (Endpoint, error) {
 		TLSHandshakeTimeout:   r.timeouts.TLSHandshake,
 		ResponseHeaderTimeout: r.timeouts.ResponseHeader,
 		ExpectContinueTimeout: time.Second,
-		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          100,
 		MaxIdleConnsPerHost:   50,
 		IdleConnTimeout:       90 * time.Second,
