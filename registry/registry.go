@@ -59,6 +59,9 @@ type Options struct {
 	// Progress receives one vertex per pull ("pull NAME") with a log line
 	// per fetched blob; nil discards.
 	Progress progress.Sink
+	// Sources, if set, learns the repository of every blob pulled or
+	// pushed, and tells a push where to mount blobs from.
+	Sources BlobSources
 }
 
 // Puller pulls images into one content store and image store.
@@ -143,7 +146,7 @@ func (p *Puller) pull(ctx context.Context, r name.Reference, normalized string, 
 	if err != nil {
 		return Result{}, err
 	}
-	f := &fetcher{p: p, pl: pl, repo: r.Context(), emit: emit}
+	f := &fetcher{p: p, pl: pl, repo: r.Context(), source: repositoryOf(normalized), emit: emit}
 	var want digest.Digest
 	if d, ok := r.(name.Digest); ok {
 		want = digest.Digest(d.DigestStr())
