@@ -132,7 +132,7 @@ func (p *Puller) Pull(ctx context.Context, ref string, platform ocispec.Platform
 	emit(progress.Event{Status: progress.Started})
 	res, err := p.pull(ctx, r, normalized, platform, emit)
 	if err != nil {
-		err = fmt.Errorf("pull %s from registry %s: %w", images.Familiar(normalized), host, err)
+		err = fmt.Errorf("pull %s from registry %s: %w", images.Familiar(normalized), host, authError(host, err))
 		emit(progress.Event{Status: progress.Error, Err: err.Error()})
 		return Result{}, err
 	}
