@@ -1,6 +1,7 @@
 // Package registry pulls images from OCI distribution registries (Docker
 // Hub, ghcr.io, a registry on localhost, ...) into strata's content store and
-// tags them in the local image store.
+// tags them in the local image store, and pushes images from the content
+// store to registries (see Pusher).
 //
 // Vocabulary:
 //   - A reference is what a user types ("busybox", "127.0.0.1:5000/app:1",
