@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -58,7 +59,7 @@ http:
 		cmd.Process.Kill()
 		<-exited
 		if t.Failed() {
-			t.Logf("distribution registry log:\n%s", logs.String())
+			t.Logf("distribution registry log (the end):\n%s", logs.tail(40))
 		}
 	})
 	deadline := time.Now().Add(20 * time.Second)
@@ -102,6 +103,15 @@ func (l *lockedBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
+}
+
+// tail is the last n lines written.
+func (l *lockedBuffer) tail(n int) string {
+	lines := strings.SplitAfter(l.String(), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "")
 }
 
 func (l *lockedBuffer) String() string {
