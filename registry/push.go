@@ -30,7 +30,10 @@ import (
 // skipped after a HEAD; one that Options.Sources (or an earlier repository
 // of the same push) places in another repository of the same registry is
 // mounted from there; the rest are uploaded from the content store exactly
-// as stored, never recompressed. Transient failures (5xx, 408, 429, broken
+// as stored, never recompressed. When the repository already holds the
+// target (a HEAD of its digest), the blobs need no HEAD each: a registry
+// accepts a manifest only once all it names is in the repository, so a
+// push that changes nothing costs the ping, that HEAD and the tags' PUTs. Transient failures (5xx, 408, 429, broken
 // connections) are retried with backoff, restarting the upload.
 type Pusher struct {
 	// pl shares the Puller's defaults for Options and its reading of
@@ -343,19 +346,29 @@ func (r *repoPusher) run(ctx context.Context, g *pushGraph, names []pushName) er
 		return err
 	}
 
-	eg, gctx := errgroup.WithContext(ctx)
-	eg.SetLimit(r.p.pl.opts.Jobs)
-	for _, b := range g.blobs {
-		eg.Go(func() error { return r.pushBlob(gctx, b) })
-	}
-	if err := eg.Wait(); err != nil {
-		return r.explainAuth(ctx, err)
-	}
-
 	target := g.manifests[len(g.manifests)-1]
-	for _, m := range g.manifests[:len(g.manifests)-1] {
-		if err := r.putManifest(ctx, m, m.desc.Digest.String(), ""); err != nil {
-			return err
+	present := r.hasManifest(ctx, target)
+	if present {
+		// A registry takes a manifest only once all it names is in the
+		// repository, so this one's blobs need no HEAD each.
+		r.skipped.Add(int64(len(g.blobs)))
+		for _, b := range g.blobs {
+			r.record(b.Digest)
+		}
+		r.log("manifest %s: already in %s, with its %d blobs", target.desc.Digest, images.Familiar(r.source), len(g.blobs))
+	} else {
+		eg, gctx := errgroup.WithContext(ctx)
+		eg.SetLimit(r.p.pl.opts.Jobs)
+		for _, b := range g.blobs {
+			eg.Go(func() error { return r.pushBlob(gctx, b) })
+		}
+		if err := eg.Wait(); err != nil {
+			return r.explainAuth(ctx, err)
+		}
+		for _, m := range g.manifests[:len(g.manifests)-1] {
+			if err := r.putManifest(ctx, m, m.desc.Digest.String(), ""); err != nil {
+				return err
+			}
 		}
 	}
 	done := map[string]bool{}
@@ -365,6 +378,9 @@ func (r *repoPusher) run(ctx context.Context, g *pushGraph, names []pushName) er
 			continue
 		}
 		done[id] = true
+		if _, byDigest := n.ref.(name.Digest); byDigest && present {
+			continue
+		}
 		if err := r.putManifest(ctx, target, id, images.Familiar(n.normalized)); err != nil {
 			return err
 		}

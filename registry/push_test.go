@@ -183,10 +183,34 @@ func TestPushImageThenRepushSkipsEverything(t *testing.T) {
 	for _, r := range rec.Requests() {
 		methods = append(methods, r.Method+" "+r.Path)
 	}
-	t.Logf("requests of a push that changes nothing (%d): %q", len(methods), methods)
-	if n := rec.Count(func(r registrytest.Request) bool { return r.Method == http.MethodPost }); n != 0 {
-		t.Errorf("second push opened %d upload sessions", n)
+	// The ping, a HEAD finding the manifest in the repository (so no HEAD
+	// per blob), the tag.
+	want := []string{"GET /v2/", "HEAD /v2/app/x/manifests/" + desc.Digest.String(), "PUT /v2/app/x/manifests/1"}
+	if fmt.Sprint(methods) != fmt.Sprint(want) {
+		t.Errorf("requests of a push that changes nothing = %q, want %q", methods, want)
 	}
+
+	// A new image sharing the layers: a HEAD per blob finds those.
+	l, err := random.Layer(1024, types.DockerLayer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img2 := appendLayer(t, img, l)
+	desc2 := registrytest.StoreImage(t, s.cs, img2)
+	rec.Reset()
+	res2, err := p.Push(ctx, desc2, []string{reg.Ref("app/x:2")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res2.Skipped != 3 || res2.Uploaded != 2 {
+		t.Errorf("push of an image sharing 3 layers = %+v, want 3 skipped, 2 uploaded (config and new layer)", res2)
+	}
+	if n := rec.Count(func(r registrytest.Request) bool {
+		return r.Method == http.MethodHead && strings.Contains(r.Path, "/blobs/")
+	}); n != 5 {
+		t.Errorf("%d blob HEADs, want 5", n)
+	}
+	checkRemote(t, s.cs, reg.Ref("app/x:2"), desc2.Digest)
 }
 
 func TestPushMountsFromAnotherRepository(t *testing.T) {
@@ -334,8 +358,10 @@ func TestPushFailsAfterBoundedRetries(t *testing.T) {
 	if n := rec.Count(func(r registrytest.Request) bool { return r.IsBlobData() && r.Query.Get("digest") == layer }); n != 5 {
 		t.Errorf("%d upload attempts of the layer, want 5", n)
 	}
-	if n := rec.Count(func(r registrytest.Request) bool { return strings.Contains(r.Path, "/manifests/") }); n != 0 {
-		t.Errorf("%d manifest requests after a failed blob", n)
+	if n := rec.Count(func(r registrytest.Request) bool {
+		return r.Method == http.MethodPut && strings.Contains(r.Path, "/manifests/")
+	}); n != 0 {
+		t.Errorf("%d manifests written after a failed blob", n)
 	}
 	if tagExists(t, reg.Ref("app:1")) {
 		t.Error("tag written although a blob failed")

@@ -146,6 +146,20 @@ func (r *repoPusher) explainAuth(ctx context.Context, err error) error {
 	return fmt.Errorf("%w (the registry says %s)", err, strings.Join(msgs, "; "))
 }
 
+// hasManifest reports whether the repository holds m, by a HEAD of its
+// digest. Any failure counts as no: the push then goes blob by blob.
+func (r *repoPusher) hasManifest(ctx context.Context, m manifestBlob) bool {
+	c := r.client
+	header := http.Header{"Accept": {m.desc.MediaType}}
+	resp, err := c.do(ctx, http.MethodHead, c.url("manifests/"+m.desc.Digest.String()), nil, 0, header, http.StatusOK)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	got := resp.Header.Get("Docker-Content-Digest")
+	return got == "" || got == m.desc.Digest.String()
+}
+
 // blobOutcome is what became of one blob.
 type blobOutcome int
 
