@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -592,4 +593,51 @@ func appendLayer(t testing.TB, img v1.Image, l v1.Layer) v1.Image {
 		t.Fatal(err)
 	}
 	return out
+}
+
+func TestPushBearerTokenScopes(t *testing.T) {
+	ctx := context.Background()
+	ts := &registrytest.TokenServer{User: "alice", Password: "s3cret"}
+	rec := &registrytest.Recorder{}
+	reg := registrytest.Start(t, ts.Wrap(), rec.Wrap())
+	s := newStore(t)
+	img := randomImage(t, 2)
+	desc := registrytest.StoreImage(t, s.cs, img)
+	sources := &registry.MemorySources{}
+
+	registrytest.DockerConfig(t, reg.Host, "alice", "wrong")
+	_, err := s.pusher(registry.Options{Sources: sources}).Push(ctx, desc, []string{reg.Ref("first:1")})
+	if !errors.Is(err, registry.ErrAuth) || !strings.Contains(err.Error(), "authentication failed for "+reg.Host+": ") || !strings.Contains(err.Error(), "invalid username or password") {
+		t.Fatalf("push with a wrong password = %v, want ErrAuth with the token server's message", err)
+	}
+	t.Logf("wrong password: %v", err)
+
+	registrytest.DockerConfig(t, reg.Host, "alice", "s3cret")
+	p := s.pusher(registry.Options{Sources: sources})
+	if _, err := p.Push(ctx, desc, []string{reg.Ref("first:1")}); err != nil {
+		t.Fatal(err)
+	}
+	asked := ts.Asked()
+	if got := fmt.Sprint(asked[len(asked)-1]); got != "[repository:first:push,pull]" {
+		t.Errorf("first push asked for scopes %s", got)
+	}
+	rec.Reset()
+	res, err := p.Push(ctx, desc, []string{reg.Ref("second:1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	asked = ts.Asked()
+	if got := fmt.Sprint(asked[len(asked)-1]); got != "[repository:second:push,pull repository:first:pull]" {
+		t.Errorf("second push asked for scopes %s, want push on second and pull on first", got)
+	}
+	// The token server grants only what is asked: without pull on first,
+	// the registry would ignore the mounts.
+	if res.Mounted != 3 || res.Uploaded != 0 || rec.BlobBytes() != 0 {
+		t.Errorf("push to second = %+v, registry got %d blob bytes; want 3 mounts", res, rec.BlobBytes())
+	}
+	r, _ := name.ParseReference(reg.Ref("second:1"))
+	d, err := remote.Head(r, remote.WithAuthFromKeychain(authn.DefaultKeychain))
+	if err != nil || d.Digest.String() != desc.Digest.String() {
+		t.Errorf("second:1 = %v, %v; want %s", d, err, desc.Digest)
+	}
 }
