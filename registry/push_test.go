@@ -377,19 +377,27 @@ func TestPushRetriesDroppedConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	img := appendLayer(t, randomImage(t, 0), l)
+	ld, _ := l.Digest()
+	size, _ := l.Size()
 	rec := &registrytest.Recorder{}
-	reg := registrytest.Start(t, registrytest.DropUploads(1, 64<<10), rec.Wrap())
+	reg := registrytest.Start(t, registrytest.DropUploads(ld.String(), 1, 64<<10), rec.Wrap())
 	s := newStore(t)
 	desc := registrytest.StoreImage(t, s.cs, img)
-	res, err := s.pusher(registry.Options{Jobs: 1}).Push(ctx, desc, []string{reg.Ref("app:1")})
+	res, err := s.pusher(registry.Options{}).Push(ctx, desc, []string{reg.Ref("app:1")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Retries != 1 {
+	if res.Retries != 1 || res.Uploaded != 2 {
 		t.Errorf("push = %+v, want one retry", res)
 	}
-	if n := rec.Count(func(r registrytest.Request) bool { return r.IsBlobData() && r.Status == 0 }); n != 1 {
-		t.Errorf("%d uploads dropped, want 1", n)
+	var dropped []registrytest.Request
+	for _, r := range rec.Requests() {
+		if r.IsBlobData() && r.Status == 0 {
+			dropped = append(dropped, r)
+		}
+	}
+	if len(dropped) != 1 || dropped[0].Query.Get("digest") != ld.String() || dropped[0].BodyBytes < 64<<10 || dropped[0].BodyBytes >= size {
+		t.Errorf("dropped uploads %+v, want one of %s cut after 64 KiB of %d bytes", dropped, ld, size)
 	}
 	checkRemote(t, s.cs, reg.Ref("app:1"), desc.Digest)
 }

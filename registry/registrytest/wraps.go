@@ -135,13 +135,13 @@ func FailUploads(d string, status, times int) Wrap {
 }
 
 // DropUploads closes the connection of the first times requests sending
-// blob data to an upload session after reading after bytes of the body,
-// as a proxy or a crashing registry would.
-func DropUploads(times int, after int64) Wrap {
+// data of blob d (any blob when d is empty) to an upload session after
+// reading after bytes of the body, as a proxy or a crashing registry would.
+func DropUploads(d string, times int, after int64) Wrap {
 	var seen atomic.Int64
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if !isUpload(r, "") || seen.Add(1) > int64(times) {
+			if !isUpload(r, d) || seen.Add(1) > int64(times) {
 				next.ServeHTTP(w, r)
 				return
 			}
