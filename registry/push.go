@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -405,7 +406,7 @@ func (r *repoPusher) planMounts(blobs []ocispec.Descriptor) {
 				continue
 			}
 			path := src.RepositoryStr()
-			if contains(from, path) {
+			if slices.Contains(from, path) {
 				continue
 			}
 			if !repos[path] && len(repos) >= maxMountRepos {
@@ -421,15 +422,6 @@ func (r *repoPusher) planMounts(blobs []ocispec.Descriptor) {
 			r.mountFrom[b.Digest] = from
 		}
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // log emits one line of the push's vertex.
