@@ -28,7 +28,9 @@ type fetcher struct {
 	p    *Puller
 	pl   *remote.Puller
 	repo name.Repository
-	emit func(progress.Event)
+	// source is the repository as BlobSources spell it.
+	source string
+	emit   func(progress.Event)
 }
 
 // manifestBlob is a fetched manifest or index, checked against its digest.
@@ -128,6 +130,11 @@ func (f *fetcher) blobs(ctx context.Context, m manifestBlob, res *Result) error 
 	}
 	if err := g.Wait(); err != nil {
 		return err
+	}
+	if s := f.p.opts.Sources; s != nil {
+		for _, b := range all {
+			s.Add(b.Digest, f.source)
+		}
 	}
 	res.Fetched = len(missing)
 	for _, b := range missing {

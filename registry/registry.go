@@ -1,6 +1,7 @@
 // Package registry pulls images from OCI distribution registries (Docker
 // Hub, ghcr.io, a registry on localhost, ...) into strata's content store and
-// tags them in the local image store.
+// tags them in the local image store, and pushes images from the content
+// store to registries (see Pusher).
 //
 // Vocabulary:
 //   - A reference is what a user types ("busybox", "127.0.0.1:5000/app:1",
@@ -59,6 +60,9 @@ type Options struct {
 	// Progress receives one vertex per pull ("pull NAME") with a log line
 	// per fetched blob; nil discards.
 	Progress progress.Sink
+	// Sources, if set, learns the repository of every blob pulled or
+	// pushed, and tells a push where to mount blobs from.
+	Sources BlobSources
 }
 
 // Puller pulls images into one content store and image store.
@@ -129,7 +133,7 @@ func (p *Puller) Pull(ctx context.Context, ref string, platform ocispec.Platform
 	emit(progress.Event{Status: progress.Started})
 	res, err := p.pull(ctx, r, normalized, platform, emit)
 	if err != nil {
-		err = fmt.Errorf("pull %s from registry %s: %w", images.Familiar(normalized), host, err)
+		err = fmt.Errorf("pull %s from registry %s: %w", images.Familiar(normalized), host, authError(host, err))
 		emit(progress.Event{Status: progress.Error, Err: err.Error()})
 		return Result{}, err
 	}
@@ -143,7 +147,7 @@ func (p *Puller) pull(ctx context.Context, r name.Reference, normalized string, 
 	if err != nil {
 		return Result{}, err
 	}
-	f := &fetcher{p: p, pl: pl, repo: r.Context(), emit: emit}
+	f := &fetcher{p: p, pl: pl, repo: r.Context(), source: repositoryOf(normalized), emit: emit}
 	var want digest.Digest
 	if d, ok := r.(name.Digest); ok {
 		want = digest.Digest(d.DigestStr())

@@ -253,7 +253,7 @@ func TestPullBasicAuthFromDockerConfig(t *testing.T) {
 
 	registrytest.DockerConfig(t, reg.Host, "alice", "wrong")
 	_, err := s.puller(registry.Options{}).Pull(ctx, reg.Ref("private:1"), linuxAMD64)
-	if err == nil || !strings.Contains(err.Error(), "UNAUTHORIZED") {
+	if !errors.Is(err, registry.ErrAuth) || !strings.Contains(err.Error(), "authentication failed for "+reg.Host+": ") || !strings.Contains(err.Error(), "UNAUTHORIZED") {
 		t.Fatalf("pull with wrong credentials = %v", err)
 	}
 	t.Logf("wrong credentials: %v", err)

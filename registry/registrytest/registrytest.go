@@ -2,9 +2,16 @@
 // 127.0.0.1 for tests, and makes the images tests push to it: random ones,
 // and busybox images built from the host's busybox-static.
 //
+// Blobs are kept per repository, as distribution keeps them: a blob pushed to
+// one repository is unknown to another until it is uploaded or mounted
+// there (POST .../blobs/uploads/?mount=DIGEST&from=REPO).
+//
 // A Server's handler can be wrapped (Wrap) to misbehave on purpose: corrupt
-// a blob (CorruptBlob) or demand credentials (BasicAuth). DockerConfig
-// writes the config.json a client reads those credentials from.
+// a blob (CorruptBlob), demand credentials (BasicAuth), fail or drop blob
+// uploads (FailUploads, DropUploads); a Recorder's Wrap counts requests.
+// DockerConfig writes the config.json a client reads credentials from.
+// StoreImage and StoreIndex put an image into a content store, and
+// StartDistribution runs the real distribution registry.
 package registrytest
 
 import (
@@ -51,7 +58,7 @@ type Server struct {
 // Start runs a registry whose handler is wrapped by wraps, outermost last.
 func Start(t testing.TB, wraps ...Wrap) *Server {
 	t.Helper()
-	reg := ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))
+	reg := newRepoBlobs().handler(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
 	var h http.Handler = reg
 	for _, w := range wraps {
 		h = w(h)
