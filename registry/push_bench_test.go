@@ -85,7 +85,9 @@ func BenchmarkPush(b *testing.B) {
 		start func(testing.TB) string
 	}{
 		{"inprocess", func(tb testing.TB) string { return registrytest.Start(tb).Host }},
-		{"distribution", func(tb testing.TB) string { return registrytest.StartDistribution(tb, registrytest.DistributionOptions{}).Host }},
+		{"distribution", func(tb testing.TB) string {
+			return registrytest.StartDistribution(tb, registrytest.DistributionOptions{}).Host
+		}},
 		{"sink", startSink},
 	}
 	for _, reg := range registries {
