@@ -30,6 +30,7 @@ import (
 	"github.com/strata-build/strata/internal/progress"
 	"github.com/strata-build/strata/llb"
 	"github.com/strata-build/strata/solver"
+	"github.com/strata-build/strata/registry"
 	"github.com/strata-build/strata/solver/ops"
 	"github.com/strata-build/strata/store"
 )
@@ -74,6 +75,9 @@ type Options struct {
 	ExtraHosts []executor.HostIP
 	// AllowInsecure permits RUN --security=insecure (--allow security.insecure).
 	AllowInsecure bool
+	// Registry is how base images are pulled and outputs pushed: the hosts'
+	// trust and credentials. Its Progress and Sources are the build's.
+	Registry registry.Options
 	// Runtime is what runs RUN steps: "" or "sandbox" (the built-in
 	// sandbox) or "runc".
 	Runtime string
@@ -133,6 +137,8 @@ func Build(ctx context.Context, st *store.Store, opts Options) (*Result, error) 
 	if opts.Platform.OS == "" {
 		opts.Platform = ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH}
 	}
+	ropts := opts.Registry
+	ropts.Progress, ropts.Sources = opts.Progress, parts.Sources
 	ctxDir, err := filepath.Abs(opts.ContextDir)
 	if err != nil {
 		return nil, err
@@ -162,7 +168,7 @@ func Build(ctx context.Context, st *store.Store, opts Options) (*Result, error) 
 		BuildArgs:       opts.BuildArgs,
 		Labels:          opts.Labels,
 		Platform:        opts.Platform,
-		Resolver:        &resolver{st: st, pull: opts.Pull, progress: opts.Progress},
+		Resolver:        &resolver{st: st, pull: opts.Pull, registry: ropts},
 		ContextExcludes: excludes,
 		NoCacheFilter:   opts.NoCacheFilter,
 		SourceDateEpoch: epoch,
@@ -203,7 +209,7 @@ func Build(ctx context.Context, st *store.Store, opts Options) (*Result, error) 
 	}
 	res := &Result{Warnings: conv.Warnings, Manifest: desc, Config: cfg, Steps: steps.list()}
 	for _, e := range opts.Exports {
-		rep, err := e.Export(ctx, exporter.Source{Content: parts.Content, Images: parts.Images, Manifest: desc, Names: names})
+		rep, err := e.Export(ctx, exporter.Source{Content: parts.Content, Images: parts.Images, Registry: ropts, Manifest: desc, Names: names})
 		if err != nil {
 			return nil, fmt.Errorf("export: %w", err)
 		}

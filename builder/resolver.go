@@ -12,7 +12,7 @@ import (
 	"github.com/strata-build/strata/cache/content"
 	"github.com/strata-build/strata/cache/images"
 	"github.com/strata-build/strata/frontend/dockerfile"
-	"github.com/strata-build/strata/internal/progress"
+	"github.com/strata-build/strata/registry"
 	"github.com/strata-build/strata/store"
 )
 
@@ -22,7 +22,7 @@ import (
 type resolver struct {
 	st       *store.Store
 	pull     bool
-	progress progress.Sink
+	registry registry.Options
 }
 
 func (r *resolver) ResolveImage(ctx context.Context, ref string, platform ocispec.Platform) (dockerfile.ResolvedImage, error) {
@@ -36,7 +36,7 @@ func (r *resolver) ResolveImage(ctx context.Context, ref string, platform ocispe
 			return ri, err
 		}
 	}
-	if _, err := r.st.Pull(ctx, name, store.PullOptions{Platform: platform, Progress: r.progress}); err != nil {
+	if _, err := r.st.Pull(ctx, name, store.PullOptions{Platform: platform, Registry: r.registry}); err != nil {
 		if r.pull {
 			return dockerfile.ResolvedImage{}, err
 		}

@@ -32,6 +32,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/strata-build/strata/cache/content"
 	"github.com/strata-build/strata/cache/images"
+	"github.com/strata-build/strata/registry"
 )
 
 // Annotations of index.json entries, as BuildKit, containerd and docker write
@@ -45,7 +46,9 @@ const (
 type Source struct {
 	Content *content.Store
 	// Images is the store's image names: the ImageStore exporter tags there.
-	Images   *images.Store
+	Images *images.Store
+	// Registry is how the Registry exporter reaches registries.
+	Registry registry.Options
 	Manifest ocispec.Descriptor
 	// Names are normalized names (see images.Normalize); may be empty.
 	Names []string
@@ -60,6 +63,9 @@ type Report struct {
 	Path string
 	// Size is the number of bytes written; 0 for the image store.
 	Size int64
+	// Pushed are the names pushed to registries, pinned to the digest
+	// ("host/repo:tag@sha256:...").
+	Pushed []string
 }
 
 // Exporter sends an image to one output.
@@ -67,21 +73,63 @@ type Exporter interface {
 	Export(ctx context.Context, src Source) (Report, error)
 }
 
-// ImageStore tags the image with every name of the source, in the source's
-// image store.
-type ImageStore struct{}
+// ImageStore tags the image in the source's image store with Names (as
+// `-o type=image,name=...` gives them), or else with the source's names;
+// with Push it also sends the image to the registry of each name.
+type ImageStore struct {
+	Names []string // normalized; nil means the source's
+	Push  bool
+	// Insecure lets the push reach the names' registries over plain HTTP
+	// or unverified TLS (registry.insecure=true).
+	Insecure bool
+}
 
-// Export tags src.Manifest with each of src.Names.
+// Export tags src.Manifest with each name, then pushes if asked.
 func (e ImageStore) Export(ctx context.Context, src Source) (Report, error) {
 	if _, err := closure(ctx, src.Content, src.Manifest); err != nil {
 		return Report{}, fmt.Errorf("export to image store: %w", err)
 	}
-	for _, n := range src.Names {
+	names := e.Names
+	if names == nil {
+		names = src.Names
+	}
+	for _, n := range names {
 		if err := src.Images.Put(ctx, images.Image{Name: n, Target: plain(src.Manifest)}); err != nil {
 			return Report{}, fmt.Errorf("export to image store: %w", err)
 		}
 	}
-	return Report{Digest: src.Manifest.Digest}, nil
+	if !e.Push {
+		return Report{Digest: src.Manifest.Digest}, nil
+	}
+	return Registry{Names: names, Insecure: e.Insecure}.Export(ctx, src)
+}
+
+// Registry pushes the image to the registry of each of Names (or else the
+// source's names), without tagging it in the store: `-o type=registry` and
+// `--push`.
+type Registry struct {
+	Names    []string // normalized; nil means the source's
+	Insecure bool
+}
+
+// Export pushes src.Manifest under every name.
+func (e Registry) Export(ctx context.Context, src Source) (Report, error) {
+	names := e.Names
+	if names == nil {
+		names = src.Names
+	}
+	if len(names) == 0 {
+		return Report{}, errors.New("push: no name to push to (give -t or name=)")
+	}
+	opts := src.Registry
+	if e.Insecure {
+		opts = opts.WithInsecure(names...)
+	}
+	res, err := registry.NewPusher(src.Content, opts).Push(ctx, plain(src.Manifest), names)
+	if err != nil {
+		return Report{}, err
+	}
+	return Report{Digest: res.Target.Digest, Pushed: res.Refs}, nil
 }
 
 // plain is d without annotations: names belong to the store or index.json.

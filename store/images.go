@@ -11,7 +11,6 @@ import (
 	"github.com/strata-build/strata/cache"
 	"github.com/strata-build/strata/cache/images"
 	"github.com/strata-build/strata/exporter"
-	"github.com/strata-build/strata/internal/progress"
 	"github.com/strata-build/strata/registry"
 )
 
@@ -150,15 +149,30 @@ func (s *Store) Export(ctx context.Context, name string, out exporter.RootfsTar)
 	return err
 }
 
-// PullOptions is how Pull reaches the registry.
+// PullOptions is what Pull fetches and how it reaches the registry.
 type PullOptions struct {
 	Platform ocispec.Platform
-	Progress progress.Sink
+	// Registry says how hosts are reached; its Sources is the store's.
+	Registry registry.Options
 }
 
 // Pull fetches ref from its registry into the store and tags it.
 func (s *Store) Pull(ctx context.Context, ref string, opts PullOptions) (registry.Result, error) {
-	return registry.New(s.content, s.images, registry.Options{Progress: opts.Progress}).Pull(ctx, ref, opts.Platform)
+	ro := opts.Registry
+	ro.Sources = s.sources
+	return registry.New(s.content, s.images, ro).Pull(ctx, ref, opts.Platform)
+}
+
+// Push sends the stored image name to its registry under the same name.
+// Blobs the registry has are skipped, those in another repository of the
+// same registry mounted.
+func (s *Store) Push(ctx context.Context, name string, opts registry.Options) (registry.PushResult, error) {
+	img, err := s.Image(ctx, name)
+	if err != nil {
+		return registry.PushResult{}, err
+	}
+	opts.Sources = s.sources
+	return registry.NewPusher(s.content, opts).Push(ctx, img.Target, []string{img.Name})
 }
 
 // layers is the store's layer maker.

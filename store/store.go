@@ -39,6 +39,7 @@ import (
 	"github.com/strata-build/strata/cache/snapshot"
 	"github.com/strata-build/strata/executor"
 	"github.com/strata-build/strata/executor/runc"
+	"github.com/strata-build/strata/registry"
 )
 
 // Store is an open store root.
@@ -51,6 +52,7 @@ type Store struct {
 	snapshotter snapshot.Snapshotter
 	checksums   *contenthash.Cache
 	sandbox     executor.Executor
+	sources     *blobSources
 
 	tmp       string   // this process's mount points and sandbox state
 	lock      *os.File // held while the process lives; a sweep skips locked dirs
@@ -73,6 +75,9 @@ type Parts struct {
 	TempDir string
 	// CacheMountDir holds the directories of RUN --mount=type=cache.
 	CacheMountDir string
+	// Sources records the registry repositories of blobs, for pushes that
+	// mount rather than upload.
+	Sources registry.BlobSources
 }
 
 // Parts returns the store's parts for a build.
@@ -86,6 +91,7 @@ func (s *Store) Parts() Parts {
 		Executor:      s.sandbox,
 		TempDir:       s.tmp,
 		CacheMountDir: filepath.Join(s.root, "cache-mounts"),
+		Sources:       s.sources,
 	}
 }
 
@@ -138,6 +144,7 @@ func (s *Store) open(ctx context.Context) error {
 		return err
 	}
 	s.images = images.NewStore(s.db)
+	s.sources = newBlobSources(s.db)
 	s.records = cache.NewRecords(s.db)
 	if s.snapshotter, err = snapshot.New(filepath.Join(s.root, "snapshots"), s.db); err != nil {
 		return err
@@ -353,6 +360,9 @@ func (s *Store) Close() error {
 	var errs []error
 	if s.checksums != nil {
 		errs = append(errs, s.checksums.Save())
+	}
+	if s.sources != nil {
+		errs = append(errs, s.sources.flush())
 	}
 	if s.tmp != "" {
 		errs = append(errs, unmountBelow(s.tmp), os.RemoveAll(s.tmp))

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/strata-build/strata/builder"
+	"github.com/strata-build/strata/cache/images"
 	"github.com/strata-build/strata/executor"
 	"github.com/strata-build/strata/exporter"
 	"github.com/strata-build/strata/internal/progress"
@@ -23,7 +24,7 @@ import (
 type buildFlags struct {
 	file, target, progress, iidfile, metadataFile string
 	tags, buildArgs, outputs, labels, noCacheFilt []string
-	noCache, pull, quiet                          bool
+	noCache, pull, quiet, push                    bool
 	check                                         bool
 	jobs                                          int
 	secrets, ssh, addHosts, allow                 []string
@@ -49,6 +50,7 @@ func newBuild(g *globals) *cobra.Command {
 	fl.BoolVar(&f.pull, "pull", false, "always pull the base images again (a newer digest replaces the local one)")
 	fl.StringArrayVar(&f.noCacheFilt, "no-cache-filter", nil, "do not use the cache for these stages")
 	fl.StringArrayVarP(&f.outputs, "output", "o", nil, "output: type=image|oci|docker|local|tar,dest=PATH (a bare PATH is type=local)")
+	fl.BoolVar(&f.push, "push", false, "push the image to the registry of each -t name (shorthand for -o type=registry)")
 	fl.StringArrayVar(&f.labels, "label", nil, "set a label on the image (KEY=VALUE)")
 	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto, plain, quiet")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "print only the image ID (the config digest) on success")
@@ -71,6 +73,9 @@ func runBuild(c *cobra.Command, g *globals, f *buildFlags, contextDir string) (e
 		return err
 	}
 	opts.Warnings = c.ErrOrStderr()
+	if opts.Registry, err = g.registry(); err != nil {
+		return err
+	}
 	if contextDir == "-" {
 		dir, err := stdinContext(c, &opts)
 		if err != nil {
@@ -109,6 +114,9 @@ func runBuild(c *cobra.Command, g *globals, f *buildFlags, contextDir string) (e
 	for _, r := range res.Reports {
 		if r.Path != "" {
 			fmt.Fprintf(out, "wrote %s digest %s size %d\n", r.Path, r.Digest, r.Size)
+		}
+		for _, p := range r.Pushed {
+			fmt.Fprintf(out, "pushed %s\n", p)
 		}
 	}
 	for _, e := range opts.Exports {
@@ -169,6 +177,15 @@ func (f *buildFlags) options(contextDir string) (builder.Options, error) {
 	}
 	if opts.Exports, err = parseOutputs(f.outputs); err != nil {
 		return opts, err
+	}
+	if f.push {
+		if len(f.tags) == 0 {
+			return opts, usagef("--push needs a name: give -t NAME")
+		}
+		if len(f.outputs) == 0 {
+			opts.Exports = nil // --push alone pushes, as buildx's does
+		}
+		opts.Exports = append(opts.Exports, exporter.Registry{})
 	}
 	if err := opts.Validate(); err != nil {
 		return opts, usageError{err}
@@ -247,9 +264,18 @@ func parseOutputs(vals []string) ([]exporter.Exporter, error) {
 			return nil
 		}
 		var e exporter.Exporter
+		var names []string
+		if n := kv["name"]; n != "" {
+			if names, err = normalizeNames(v, n); err != nil {
+				return nil, err
+			}
+		}
+		insecure := kv["registry.insecure"] == "true"
 		switch kv["type"] {
 		case "image":
-			e = exporter.ImageStore{}
+			e = exporter.ImageStore{Names: names, Push: kv["push"] == "true", Insecure: insecure}
+		case "registry":
+			e = exporter.Registry{Names: names, Insecure: insecure}
 		case "oci":
 			err = needDest("FILE")
 			e = exporter.OCIArchive{Path: dest}
@@ -268,12 +294,26 @@ func parseOutputs(vals []string) ([]exporter.Exporter, error) {
 		case "":
 			err = usagef("-o %s: missing type=", v)
 		default:
-			err = usagef("-o %s: unknown output type %q (image, oci, docker, local, tar)", v, kv["type"])
+			err = usagef("-o %s: unknown output type %q (image, registry, oci, docker, local, tar)", v, kv["type"])
 		}
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, e)
+	}
+	return out, nil
+}
+
+// normalizeNames reads the name= of an output: one or several names,
+// comma-separated.
+func normalizeNames(output, list string) ([]string, error) {
+	var out []string
+	for _, n := range strings.Split(list, ",") {
+		norm, err := images.Normalize(strings.TrimSpace(n))
+		if err != nil {
+			return nil, usagef("-o %s: invalid name %q: %v", output, n, err)
+		}
+		out = append(out, norm)
 	}
 	return out, nil
 }

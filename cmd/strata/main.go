@@ -13,6 +13,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/strata-build/strata/executor"
+	"github.com/strata-build/strata/registry"
+	"github.com/strata-build/strata/registry/hosts"
 	"github.com/strata-build/strata/store"
 )
 
@@ -25,7 +27,14 @@ func (e usageError) Unwrap() error { return e.err }
 func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 
 type globals struct {
-	root string
+	root   string
+	config string // the registry configuration file
+}
+
+// registry is how commands reach registries: the configuration file's
+// hosts, docker's credentials and certificates.
+func (g *globals) registry() (registry.Options, error) {
+	return registryOptions(g.config)
 }
 
 func (g *globals) open(ctx context.Context) (*store.Store, error) {
@@ -41,8 +50,9 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVar(&g.root, "root", store.DefaultRoot(), "store root (env STRATA_ROOT)")
+	root.PersistentFlags().StringVar(&g.config, "config", "", "registry configuration file (default: "+hosts.DefaultConfigPath()+"; env "+hosts.ConfigEnv+")")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newBuild(g), newImages(g), newLoad(g), newImport(g), newSave(g), newVersion(), newDu(g), newPrune(g), newTag(g), newRmi(g), newInspect(g), newHistory(g), newPull(g), newExport(g))
+	root.AddCommand(newBuild(g), newImages(g), newLoad(g), newImport(g), newSave(g), newVersion(), newDu(g), newPrune(g), newTag(g), newRmi(g), newInspect(g), newHistory(g), newPull(g), newExport(g), newPush(g), newLogin(g), newLogout(g))
 	return root
 }
 

@@ -33,7 +33,12 @@ func newPull(g *globals) *cobra.Command {
 				if quiet {
 					sink = progress.Discard
 				}
-				res, err := st.Pull(c.Context(), args[0], store.PullOptions{Platform: p, Progress: sink})
+				ro, err := g.registry()
+				if err != nil {
+					return err
+				}
+				ro.Progress = sink
+				res, err := st.Pull(c.Context(), args[0], store.PullOptions{Platform: p, Registry: ro})
 				if err != nil {
 					return err
 				}
