@@ -16,6 +16,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/strata-build/strata/cache/metadata"
+	"github.com/strata-build/strata/internal/lockfile"
 )
 
 // bucket is the metadata bucket of snapshot records, keyed by key or name.
@@ -172,18 +173,9 @@ func (s *snapshotter) create(ctx context.Context, k Kind, key, parent string) ([
 	if key == "" {
 		return nil, fmt.Errorf("prepare snapshot: empty key")
 	}
-	// A new id's lock can be lost to another process's Sweep in the moment
-	// between creating and locking it (Sweep then unlinks it): take a new id.
-	var id string
-	var lk *os.File
-	var err error
-	for try := 0; ; try++ {
-		id = newID()
-		lk, err = lockFile(s.lockPath(id), true)
-		if err == nil || !errors.Is(err, errLocked) || try == 4 {
-			break
-		}
-	}
+	// The lock file appears already locked: Sweep never takes it.
+	id := newID()
+	lk, err := lockfile.Create(s.lockPath(id))
 	if err != nil {
 		return nil, fmt.Errorf("prepare snapshot %q: %w", key, err)
 	}
@@ -199,7 +191,7 @@ func (s *snapshotter) create(ctx context.Context, k Kind, key, parent string) ([
 		return putRecord(b, key, record{ID: id, Kind: k, Parent: parent, Created: time.Now().UTC()})
 	})
 	if err != nil {
-		unlockFile(lk, true)
+		unlockFile(lk)
 		return nil, fmt.Errorf("prepare snapshot %q: %w", key, err)
 	}
 	s.mu.Lock()
@@ -274,7 +266,7 @@ func (s *snapshotter) release(id string) {
 	delete(s.locks, id)
 	s.mu.Unlock()
 	if lk != nil {
-		unlockFile(lk, true)
+		unlockFile(lk)
 		return
 	}
 	_ = os.Remove(s.lockPath(id))
