@@ -33,7 +33,8 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/strata/internal/lockfile"
 )
 
 // ErrNotFound is wrapped by lookups of a blob that is not in the store.
@@ -229,44 +230,22 @@ func (s *Store) Sweep(olderThan time.Duration) error {
 	return errors.Join(errs...)
 }
 
-// sweepOne removes path if no writer holds its lock.
+// sweepOne removes path if no writer holds its lock. LockIfDead makes sure
+// the file locked is still the one at path: an ingest committed (renamed
+// away) meanwhile is left alone.
 func sweepOne(path string) error {
-	f, err := os.Open(path)
+	f, dead, err := lockfile.LockIfDead(path)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
 		return fmt.Errorf("sweep %s: %w", path, err)
 	}
+	if !dead || f == nil {
+		return nil // a live writer, or gone already
+	}
 	defer f.Close()
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil // a live writer
-		}
-		return fmt.Errorf("sweep lock %s: %w", path, err)
-	}
-	// The path may have been committed (renamed away) meanwhile; only remove
-	// it if it still names the file we locked.
-	if !samePath(f, path) {
-		return nil
-	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("sweep %s: %w", path, err)
 	}
 	return nil
-}
-
-// samePath reports whether path still names the open file f.
-func samePath(f *os.File, path string) bool {
-	a, err := f.Stat()
-	if err != nil {
-		return false
-	}
-	b, err := os.Stat(path)
-	if err != nil {
-		return false
-	}
-	return os.SameFile(a, b)
 }
 
 // ctxReader stops a copy when ctx is cancelled.
