@@ -34,11 +34,9 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/strata-build/strata/internal/errdefs"
 	"github.com/strata-build/strata/internal/lockfile"
 )
-
-// ErrNotFound is wrapped by lookups of a blob that is not in the store.
-var ErrNotFound = errors.New("not found")
 
 // Info describes a committed blob.
 type Info struct {
@@ -92,7 +90,7 @@ func (s *Store) Info(ctx context.Context, d digest.Digest) (Info, error) {
 	fi, err := os.Stat(p)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return Info{}, fmt.Errorf("content %s: %w", d, ErrNotFound)
+			return Info{}, fmt.Errorf("content %s: %w", d, errdefs.ErrNotFound)
 		}
 		return Info{}, fmt.Errorf("stat content %s: %w", d, err)
 	}
@@ -109,7 +107,7 @@ func (s *Store) Open(ctx context.Context, d digest.Digest) (*os.File, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("content %s: %w", d, ErrNotFound)
+			return nil, fmt.Errorf("content %s: %w", d, errdefs.ErrNotFound)
 		}
 		return nil, fmt.Errorf("open content %s: %w", d, err)
 	}
@@ -172,7 +170,7 @@ func (s *Store) Delete(ctx context.Context, d digest.Digest) error {
 	}
 	if err := os.Remove(p); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("delete content %s: %w", d, ErrNotFound)
+			return fmt.Errorf("delete content %s: %w", d, errdefs.ErrNotFound)
 		}
 		return fmt.Errorf("delete content %s: %w", d, err)
 	}

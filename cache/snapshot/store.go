@@ -16,6 +16,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/strata-build/strata/cache/metadata"
+	"github.com/strata-build/strata/internal/errdefs"
 	"github.com/strata-build/strata/internal/lockfile"
 )
 
@@ -114,7 +115,7 @@ func newID() string {
 func getRecord(b *bolt.Bucket, key string) (record, error) {
 	v := b.Get([]byte(key))
 	if v == nil {
-		return record{}, fmt.Errorf("snapshot %q: %w", key, ErrNotFound)
+		return record{}, fmt.Errorf("snapshot %q: %w", key, errdefs.ErrNotFound)
 	}
 	var r record
 	if err := json.Unmarshal(v, &r); err != nil {
@@ -183,7 +184,7 @@ func (s *snapshotter) create(ctx context.Context, k Kind, key, parent string) ([
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucket)
 		if b.Get([]byte(key)) != nil {
-			return fmt.Errorf("snapshot %q: %w", key, ErrAlreadyExists)
+			return fmt.Errorf("snapshot %q: %w", key, errdefs.ErrAlreadyExists)
 		}
 		if ids, err = chainOf(b, parent); err != nil {
 			return err
@@ -244,7 +245,7 @@ func (s *snapshotter) Commit(ctx context.Context, name, key string) error {
 			return fmt.Errorf("snapshot %q is %s, not active", key, r.Kind)
 		}
 		if b.Get([]byte(name)) != nil {
-			return fmt.Errorf("snapshot %q: %w", name, ErrAlreadyExists)
+			return fmt.Errorf("snapshot %q: %w", name, errdefs.ErrAlreadyExists)
 		}
 		if err := b.Delete([]byte(key)); err != nil {
 			return err
