@@ -304,13 +304,7 @@ type BuildError struct {
 }
 
 func (e *BuildError) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s\n--------------------\n", e.Location)
-	for i, l := range e.Lines {
-		fmt.Fprintf(&b, "%4d | >>> %s\n", e.Location.StartLine+i, l)
-	}
-	fmt.Fprintf(&b, "--------------------\n%v", e.Err)
-	return b.String()
+	return dockerfile.Excerpt(e.Location, e.Lines) + "\n" + e.Err.Error()
 }
 
 func (e *BuildError) Unwrap() error { return e.Err }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/strata-build/strata/builder"
 	"github.com/strata-build/strata/cache/snapshot"
+	"github.com/strata-build/strata/executor"
 	"github.com/strata-build/strata/exporter"
 	"github.com/strata-build/strata/internal/progress"
 	"github.com/strata-build/strata/store"
@@ -176,6 +177,10 @@ func TestFailedRunReportsAndLeavesStoreUnchanged(t *testing.T) {
 	var be *builder.BuildError
 	if !errors.As(err, &be) || be.Location.StartLine != 4 {
 		t.Errorf("error is not a BuildError at line 4: %#v", err)
+	}
+	var ee *executor.ExitError
+	if !errors.As(err, &ee) || ee.Code != 7 {
+		t.Errorf("error does not wrap the executor's exit code 7: %#v", err)
 	}
 	after := snapshotNames(t, e.store)
 	if jsonString(after) != jsonString(before) {

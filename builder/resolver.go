@@ -9,9 +9,9 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/strata-build/strata/cache/content"
 	"github.com/strata-build/strata/cache/images"
 	"github.com/strata-build/strata/frontend/dockerfile"
+	"github.com/strata-build/strata/internal/errdefs"
 	"github.com/strata-build/strata/registry"
 	"github.com/strata-build/strata/store"
 )
@@ -32,7 +32,7 @@ func (r *resolver) ResolveImage(ctx context.Context, ref string, platform ocispe
 	}
 	if !r.pull || strings.Contains(name, "@") {
 		ri, err := r.local(ctx, name, platform)
-		if !errors.Is(err, images.ErrNotFound) && !errors.Is(err, content.ErrNotFound) {
+		if !errors.Is(err, errdefs.ErrNotFound) {
 			return ri, err
 		}
 	}
@@ -46,12 +46,12 @@ func (r *resolver) ResolveImage(ctx context.Context, ref string, platform ocispe
 }
 
 // local resolves name in the local store; the error wraps
-// images.ErrNotFound or content.ErrNotFound when the image or the
-// platform's manifest is missing.
+// errdefs.ErrNotFound when the image or the platform's manifest is
+// missing.
 func (r *resolver) local(ctx context.Context, name string, platform ocispec.Platform) (dockerfile.ResolvedImage, error) {
 	parts := r.st.Parts()
 	img, err := parts.Images.Get(ctx, name)
-	if errors.Is(err, images.ErrNotFound) {
+	if errors.Is(err, errdefs.ErrNotFound) {
 		// A digest names content, whichever name brought it into the store.
 		if _, dgst, ok := strings.Cut(name, "@"); ok {
 			info, ierr := parts.Content.Info(ctx, digest.Digest(dgst))

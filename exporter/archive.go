@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"path"
-	"path/filepath"
 	"sort"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/strata-build/strata/cache/content"
+	"github.com/strata-build/strata/internal/atomicfile"
 )
 
 // entry is one file of a layout: inline data or a blob of the store.
@@ -179,17 +179,14 @@ func output(p string, w io.Writer, fn func(io.Writer) error) (string, int64, err
 	return p, n, err
 }
 
-func writeFileAtomic(p string, fn func(io.Writer) error) (n int64, err error) {
-	f, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".tmp-")
+// writeFileAtomic writes what fn writes to p atomically (mode 0644) and
+// returns the byte count: a failure leaves p as it was.
+func writeFileAtomic(p string, fn func(io.Writer) error) (int64, error) {
+	f, err := atomicfile.New(p, 0o644)
 	if err != nil {
-		return 0, fmt.Errorf("create %s: %w", p, err)
+		return 0, err
 	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
+	defer f.Close()
 	bw := bufio.NewWriterSize(f, 1<<20)
 	cw := &countingWriter{w: bw}
 	if err := fn(cw); err != nil {
@@ -198,17 +195,8 @@ func writeFileAtomic(p string, fn func(io.Writer) error) (n int64, err error) {
 	if err := bw.Flush(); err != nil {
 		return 0, fmt.Errorf("write %s: %w", p, err)
 	}
-	if err := f.Chmod(0o644); err != nil {
-		return 0, fmt.Errorf("write %s: %w", p, err)
-	}
-	if err := f.Sync(); err != nil {
-		return 0, fmt.Errorf("sync %s: %w", p, err)
-	}
-	if err := f.Close(); err != nil {
-		return 0, fmt.Errorf("close %s: %w", p, err)
-	}
-	if err := os.Rename(f.Name(), p); err != nil {
-		return 0, fmt.Errorf("rename into %s: %w", p, err)
+	if err := f.Commit(); err != nil {
+		return 0, err
 	}
 	return cw.n, nil
 }

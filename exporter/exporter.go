@@ -32,6 +32,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/strata-build/strata/cache/content"
 	"github.com/strata-build/strata/cache/images"
+	"github.com/strata-build/strata/internal/errdefs"
 	"github.com/strata-build/strata/registry"
 )
 
@@ -180,7 +181,7 @@ func closure(ctx context.Context, cs *content.Store, desc ocispec.Descriptor) ([
 		}
 		info, err := cs.Info(ctx, d.Digest)
 		if err != nil {
-			if optional && errors.Is(err, content.ErrNotFound) {
+			if optional && errors.Is(err, errdefs.ErrNotFound) {
 				return nil
 			}
 			return fmt.Errorf("image %s: %w", desc.Digest, err)

@@ -13,6 +13,7 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 	"github.com/strata-build/strata/cache/content"
+	"github.com/strata-build/strata/internal/errdefs"
 )
 
 func TestLoadRejects(t *testing.T) {
@@ -116,7 +117,7 @@ func TestLoadRejects(t *testing.T) {
 				t.Errorf("error %q does not say it comes from load", err)
 			}
 			if tt.name == "corrupt blob" {
-				if _, err := cs.Info(context.Background(), gd); !errors.Is(err, content.ErrNotFound) {
+				if _, err := cs.Info(context.Background(), gd); !errors.Is(err, errdefs.ErrNotFound) {
 					t.Errorf("corrupt blob landed in the store: %v", err)
 				}
 			}

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/strata-build/strata/cache/images"
+	"github.com/strata-build/strata/internal/errdefs"
 	"github.com/strata-build/strata/registry"
 )
 
@@ -49,7 +49,7 @@ func FuzzPullManifest(f *testing.F) {
 		if err == nil {
 			t.Fatalf("pull of a manifest without blobs succeeded: %q", body)
 		}
-		if _, err := s.is.Get(context.Background(), ref); !errors.Is(err, images.ErrNotFound) {
+		if _, err := s.is.Get(context.Background(), ref); !errors.Is(err, errdefs.ErrNotFound) {
 			t.Fatalf("failed pull left a tag: %v", err)
 		}
 	})

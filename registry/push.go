@@ -17,6 +17,7 @@ import (
 
 	"github.com/strata-build/strata/cache/content"
 	"github.com/strata-build/strata/cache/images"
+	"github.com/strata-build/strata/internal/errdefs"
 	"github.com/strata-build/strata/internal/progress"
 )
 
@@ -227,7 +228,7 @@ func (p *Pusher) graph(ctx context.Context, desc ocispec.Descriptor) (*pushGraph
 				if err := c.Digest.Validate(); err != nil {
 					return fmt.Errorf("index %s: invalid manifest digest %q: %w", d.Digest, c.Digest, err)
 				}
-				if _, err := cs.Info(ctx, c.Digest); errors.Is(err, content.ErrNotFound) {
+				if _, err := cs.Info(ctx, c.Digest); errors.Is(err, errdefs.ErrNotFound) {
 					return fmt.Errorf("index %s: the manifest for platform %s (%s) is not in the content store: the index is sparse (only some platforms were pulled); push one platform's manifest instead, or pull them all", d.Digest, platformName(c.Platform), c.Digest)
 				}
 				if err := visit(c, depth+1); err != nil {
@@ -250,7 +251,7 @@ func (p *Pusher) graph(ctx context.Context, desc ocispec.Descriptor) (*pushGraph
 					continue
 				}
 				info, err := cs.Info(ctx, b.Digest)
-				if errors.Is(err, content.ErrNotFound) && len(b.URLs) > 0 {
+				if errors.Is(err, errdefs.ErrNotFound) && len(b.URLs) > 0 {
 					continue // non-distributable: the registry fetches it from its URLs
 				}
 				if err != nil {

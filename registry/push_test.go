@@ -23,6 +23,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata/cache/content"
+	"github.com/strata-build/strata/internal/errdefs"
 	"github.com/strata-build/strata/internal/progress"
 	"github.com/strata-build/strata/registry"
 	"github.com/strata-build/strata/registry/registrytest"
@@ -516,11 +517,11 @@ func TestPushMissingBlob(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := s.pusher(registry.Options{}).Push(ctx, desc, []string{reg.Ref("app:1")})
-	if err == nil || !strings.Contains(err.Error(), layer.String()) || !errors.Is(err, content.ErrNotFound) {
+	if err == nil || !strings.Contains(err.Error(), layer.String()) || !errors.Is(err, errdefs.ErrNotFound) {
 		t.Fatalf("push with a missing layer = %v", err)
 	}
 	_, err = s.pusher(registry.Options{}).Push(ctx, ocispec.Descriptor{Digest: digest.FromString("nothing")}, []string{reg.Ref("app:1")})
-	if err == nil || !errors.Is(err, content.ErrNotFound) {
+	if err == nil || !errors.Is(err, errdefs.ErrNotFound) {
 		t.Fatalf("push of a missing manifest = %v", err)
 	}
 }

@@ -41,6 +41,7 @@ import (
 
 	"github.com/strata-build/strata/cache/content"
 	"github.com/strata-build/strata/cache/images"
+	"github.com/strata-build/strata/internal/errdefs"
 	"github.com/strata-build/strata/internal/progress"
 )
 
@@ -170,7 +171,7 @@ func (p *Puller) pull(ctx context.Context, r name.Reference, normalized string, 
 	target := chain[0].desc
 	old, err := p.images.Get(ctx, normalized)
 	switch {
-	case errors.Is(err, images.ErrNotFound):
+	case errors.Is(err, errdefs.ErrNotFound):
 		res.Updated = true
 	case err != nil:
 		return Result{}, err

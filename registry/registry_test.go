@@ -22,6 +22,7 @@ import (
 	"github.com/strata-build/strata/cache/content"
 	"github.com/strata-build/strata/cache/images"
 	"github.com/strata-build/strata/cache/metadata"
+	"github.com/strata-build/strata/internal/errdefs"
 	"github.com/strata-build/strata/internal/progress"
 	"github.com/strata-build/strata/registry"
 	"github.com/strata-build/strata/registry/registrytest"
@@ -184,7 +185,7 @@ func TestPullIndexPicksPlatform(t *testing.T) {
 		t.Errorf("fetched %d blobs, want 3 (config and two layers of arm64)", res.Fetched)
 	}
 	s.checkBlobs(t, arm)
-	if _, err := s.cs.Info(ctx, digest.Digest(amdCfg.String())); !errors.Is(err, content.ErrNotFound) {
+	if _, err := s.cs.Info(ctx, digest.Digest(amdCfg.String())); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("amd64 config was fetched: %v", err)
 	}
 	r, err := images.Resolve(ctx, s.cs, res.Image.Target, ocispec.Platform{OS: "linux", Architecture: "arm64"})
@@ -233,10 +234,10 @@ func TestPullRefusesCorruptBlob(t *testing.T) {
 		t.Fatalf("pull of a corrupt blob = %v, want an error naming %s", err, bad)
 	}
 	t.Logf("corrupt blob: %v", err)
-	if _, err := s.cs.Info(ctx, digest.Digest(bad.String())); !errors.Is(err, content.ErrNotFound) {
+	if _, err := s.cs.Info(ctx, digest.Digest(bad.String())); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("corrupt blob was stored: %v", err)
 	}
-	if _, err := s.is.Get(ctx, reg.Ref("app:1")); !errors.Is(err, images.ErrNotFound) {
+	if _, err := s.is.Get(ctx, reg.Ref("app:1")); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("image tagged despite a corrupt blob: %v", err)
 	}
 	ingest, _ := os.ReadDir(filepath.Join(s.cs.Root(), "ingest"))

@@ -11,6 +11,7 @@ import (
 	"github.com/strata-build/strata/cache"
 	"github.com/strata-build/strata/cache/images"
 	"github.com/strata-build/strata/exporter"
+	"github.com/strata-build/strata/internal/atomicfile"
 	"github.com/strata-build/strata/registry"
 )
 
@@ -26,7 +27,7 @@ type Summary struct {
 }
 
 // Image looks up one name (a name as the user typed it, normalized here).
-// The error wraps images.ErrNotFound when the store has no such name.
+// The error wraps errdefs.ErrNotFound when the store has no such name.
 func (s *Store) Image(ctx context.Context, name string) (Image, error) {
 	img, err := s.images.Get(ctx, name)
 	if err != nil {
@@ -130,7 +131,15 @@ func (s *Store) Save(ctx context.Context, names []string, w io.Writer) error {
 
 // SaveFile is Save to a file that appears whole or not at all.
 func (s *Store) SaveFile(ctx context.Context, names []string, path string) error {
-	return writeFileAtomic(path, func(w io.Writer) error { return s.Save(ctx, names, w) })
+	f, err := atomicfile.New(path, 0o644)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := s.Save(ctx, names, f); err != nil {
+		return err
+	}
+	return f.Commit()
 }
 
 // Load stores the images of a docker or OCI archive (plain or compressed)

@@ -13,23 +13,23 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"golang.org/x/sys/unix"
 
 	"github.com/strata-build/strata/cache"
 	"github.com/strata-build/strata/cache/content"
 	"github.com/strata-build/strata/cache/images"
 	"github.com/strata-build/strata/cache/snapshot"
+	"github.com/strata-build/strata/internal/lockfile"
 )
 
 // The store lock: every open Store holds it shared for its lifetime; Prune
 // takes it exclusively, so it waits for running builds and never removes
 // what one of them uses.
-func (s *Store) lockShared() error {
+func (s *Store) lockShared(ctx context.Context) error {
 	f, err := os.OpenFile(filepath.Join(s.root, "store.lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return err
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH); err != nil {
+	if err := lockfile.Shared(ctx, f); err != nil {
 		f.Close()
 		return fmt.Errorf("lock store: %w", err)
 	}
@@ -144,11 +144,10 @@ func (s *Store) usage(ctx context.Context) ([]DiskUsage, map[string]int64, error
 // for the other processes that have the store open to close it.
 func (s *Store) Prune(ctx context.Context, opts PruneOptions) (PruneReport, error) {
 	var rep PruneReport
-	fd := int(s.storeLock.Fd())
-	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
+	if err := lockfile.Exclusive(ctx, s.storeLock); err != nil {
 		return rep, fmt.Errorf("lock store for prune: %w", err)
 	}
-	defer unix.Flock(fd, unix.LOCK_SH)
+	defer lockfile.Shared(context.WithoutCancel(ctx), s.storeLock)
 
 	usage, sizes, err := s.usage(ctx)
 	if err != nil {

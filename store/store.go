@@ -29,7 +29,6 @@ import (
 	"time"
 
 	"github.com/moby/sys/mountinfo"
-	"golang.org/x/sys/unix"
 
 	"github.com/strata-build/strata/cache"
 	"github.com/strata-build/strata/cache/content"
@@ -39,6 +38,8 @@ import (
 	"github.com/strata-build/strata/cache/snapshot"
 	"github.com/strata-build/strata/executor"
 	"github.com/strata-build/strata/executor/runc"
+	"github.com/strata-build/strata/internal/atomicfile"
+	"github.com/strata-build/strata/internal/lockfile"
 	"github.com/strata-build/strata/registry"
 )
 
@@ -134,7 +135,7 @@ func Open(ctx context.Context, root string) (*Store, error) {
 
 func (s *Store) open(ctx context.Context) error {
 	var err error
-	if err := s.lockShared(); err != nil {
+	if err := s.lockShared(ctx); err != nil {
 		return err
 	}
 	if s.db, err = metadata.Open(filepath.Join(s.root, "metadata.db")); err != nil {
@@ -170,7 +171,7 @@ func (s *Store) claimTmp() error {
 		return err
 	}
 	dir := filepath.Join(base, "p"+strconv.Itoa(os.Getpid())+"-"+hex.EncodeToString(b[:]))
-	f, err := createLocked(dir + ".lock")
+	f, err := lockfile.Create(dir + ".lock")
 	if err != nil {
 		return err
 	}
@@ -182,45 +183,6 @@ func (s *Store) claimTmp() error {
 	s.tmp, s.lock = dir, f
 	return nil
 }
-
-// createLocked makes the file p already holding an exclusive flock, so no
-// sweep ever sees it unlocked: the file is made unnamed (O_TMPFILE), locked,
-// then linked in under its name. Where the file system has no O_TMPFILE it
-// is made under a temporary name, which a sweep leaves alone for an hour.
-func createLocked(p string) (*os.File, error) {
-	fd, err := unix.Open(filepath.Dir(p), unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
-	if err == nil {
-		f := os.NewFile(uintptr(fd), p)
-		if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", p, err)
-		}
-		if err := unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), unix.AT_FDCWD, p, unix.AT_SYMLINK_FOLLOW); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("create %s: %w", p, err)
-		}
-		return f, nil
-	}
-	tmp := filepath.Join(filepath.Dir(p), newLockPrefix+filepath.Base(p))
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return nil, fmt.Errorf("lock %s: %w", p, err)
-	}
-	if err := os.Rename(tmp, p); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return nil, err
-	}
-	return f, nil
-}
-
-// newLockPrefix names a lock file being made without O_TMPFILE.
-const newLockPrefix = ".new-"
 
 // sweep removes the temp dirs of dead processes (unmounting what they left
 // mounted), their active snapshots and their ingest files.
@@ -237,25 +199,26 @@ func (s *Store) sweep(ctx context.Context) error {
 			if err := s.sweepTmp(name); err != nil {
 				return err
 			}
-		case strings.HasPrefix(e.Name(), newLockPrefix):
-			if err := sweepOld(name, time.Hour); err != nil {
+		case strings.HasPrefix(e.Name(), lockfile.NewPrefix), strings.HasSuffix(e.Name(), ".lock"):
+			// A lock being made by a process that died, or one whose
+			// process died before making its dir or after removing it.
+			if strings.HasSuffix(e.Name(), ".lock") && exists(strings.TrimSuffix(name, ".lock")) {
+				continue
+			}
+			f, dead, err := lockfile.LockIfDead(name)
+			if err != nil {
 				return err
 			}
-		case strings.HasSuffix(e.Name(), ".lock"):
-			// A lock whose process died before making its dir, or after
-			// removing it.
-			if _, err := os.Lstat(strings.TrimSuffix(name, ".lock")); errors.Is(err, os.ErrNotExist) {
-				if f, dead := lockIfDead(name); dead {
-					os.Remove(name)
-					f.Close()
-				}
+			if dead && f != nil {
+				os.Remove(name)
+				f.Close()
 			}
 		}
 	}
 	if err := s.snapshotter.Sweep(ctx); err != nil {
 		return err
 	}
-	if err := sweepOld(filepath.Join(s.root, "checksums", ".tmp-*"), time.Hour); err != nil {
+	if err := sweepOld(filepath.Join(s.root, "checksums", atomicfile.TempPattern), time.Hour); err != nil {
 		return err
 	}
 	return s.content.Sweep(time.Hour)
@@ -292,9 +255,9 @@ func exists(p string) bool {
 // stopped first, then what it left mounted is unmounted.
 func (s *Store) sweepTmp(dir string) error {
 	lock := dir + ".lock"
-	f, dead := lockIfDead(lock)
-	if !dead {
-		return nil
+	f, dead, err := lockfile.LockIfDead(lock)
+	if err != nil || !dead {
+		return err
 	}
 	if f != nil {
 		defer f.Close()
@@ -314,24 +277,6 @@ func (s *Store) sweepTmp(dir string) error {
 		return err
 	}
 	return nil
-}
-
-// lockIfDead takes the lock file p when no live process holds it and
-// returns it held (nil if p does not exist); dead is false while a process
-// holds it.
-func lockIfDead(p string) (f *os.File, dead bool) {
-	f, err := os.OpenFile(p, os.O_RDWR, 0)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, true
-	}
-	if err != nil {
-		return nil, false
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
-		return nil, false
-	}
-	return f, true
 }
 
 // unmountBelow detaches every mount point at or under dir, deepest first.

@@ -12,7 +12,7 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/strata-build/strata/cache/images"
+	"github.com/strata-build/strata/internal/errdefs"
 	"github.com/strata-build/strata/internal/testutil"
 	"github.com/strata-build/strata/store"
 )
@@ -53,7 +53,7 @@ func TestImageOperations(t *testing.T) {
 	if err := st.Tag(ctx, "base", "Not A Name"); err == nil {
 		t.Error("tag with an invalid name succeeded")
 	}
-	if err := st.Tag(ctx, "missing", "x"); !errors.Is(err, images.ErrNotFound) {
+	if err := st.Tag(ctx, "missing", "x"); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("tag of a missing image: %v, want not found", err)
 	}
 	list, err := st.Images(ctx, here)
@@ -84,7 +84,7 @@ func TestImageOperations(t *testing.T) {
 	if err := st.SaveFile(ctx, []string{"base", "127.0.0.1:5000/other:2"}, archive); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.SaveFile(ctx, []string{"base", "missing"}, filepath.Join(filepath.Dir(archive), "bad.tar")); !errors.Is(err, images.ErrNotFound) {
+	if err := st.SaveFile(ctx, []string{"base", "missing"}, filepath.Join(filepath.Dir(archive), "bad.tar")); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("save of a missing image: %v", err)
 	}
 	if ents, _ := os.ReadDir(filepath.Dir(archive)); len(ents) != 1 {
@@ -111,10 +111,10 @@ func TestImageOperations(t *testing.T) {
 	if err := st.Untag(ctx, "base"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Image(ctx, "base"); !errors.Is(err, images.ErrNotFound) {
+	if _, err := st.Image(ctx, "base"); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("image after untag: %v, want not found", err)
 	}
-	if err := st.Untag(ctx, "base"); !errors.Is(err, images.ErrNotFound) {
+	if err := st.Untag(ctx, "base"); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("second untag: %v, want not found", err)
 	}
 	if _, err := st.Resolve(ctx, "127.0.0.1:5000/other:2", here); err != nil {

@@ -33,11 +33,10 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"golang.org/x/sys/unix"
-)
 
-// ErrNotFound is wrapped by lookups of a blob that is not in the store.
-var ErrNotFound = errors.New("not found")
+	"github.com/strata-build/strata/internal/errdefs"
+	"github.com/strata-build/strata/internal/lockfile"
+)
 
 // Info describes a committed blob.
 type Info struct {
@@ -91,7 +90,7 @@ func (s *Store) Info(ctx context.Context, d digest.Digest) (Info, error) {
 	fi, err := os.Stat(p)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return Info{}, fmt.Errorf("content %s: %w", d, ErrNotFound)
+			return Info{}, fmt.Errorf("content %s: %w", d, errdefs.ErrNotFound)
 		}
 		return Info{}, fmt.Errorf("stat content %s: %w", d, err)
 	}
@@ -108,7 +107,7 @@ func (s *Store) Open(ctx context.Context, d digest.Digest) (*os.File, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("content %s: %w", d, ErrNotFound)
+			return nil, fmt.Errorf("content %s: %w", d, errdefs.ErrNotFound)
 		}
 		return nil, fmt.Errorf("open content %s: %w", d, err)
 	}
@@ -171,7 +170,7 @@ func (s *Store) Delete(ctx context.Context, d digest.Digest) error {
 	}
 	if err := os.Remove(p); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("delete content %s: %w", d, ErrNotFound)
+			return fmt.Errorf("delete content %s: %w", d, errdefs.ErrNotFound)
 		}
 		return fmt.Errorf("delete content %s: %w", d, err)
 	}
@@ -229,44 +228,22 @@ func (s *Store) Sweep(olderThan time.Duration) error {
 	return errors.Join(errs...)
 }
 
-// sweepOne removes path if no writer holds its lock.
+// sweepOne removes path if no writer holds its lock. LockIfDead makes sure
+// the file locked is still the one at path: an ingest committed (renamed
+// away) meanwhile is left alone.
 func sweepOne(path string) error {
-	f, err := os.Open(path)
+	f, dead, err := lockfile.LockIfDead(path)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
 		return fmt.Errorf("sweep %s: %w", path, err)
 	}
+	if !dead || f == nil {
+		return nil // a live writer, or gone already
+	}
 	defer f.Close()
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil // a live writer
-		}
-		return fmt.Errorf("sweep lock %s: %w", path, err)
-	}
-	// The path may have been committed (renamed away) meanwhile; only remove
-	// it if it still names the file we locked.
-	if !samePath(f, path) {
-		return nil
-	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("sweep %s: %w", path, err)
 	}
 	return nil
-}
-
-// samePath reports whether path still names the open file f.
-func samePath(f *os.File, path string) bool {
-	a, err := f.Stat()
-	if err != nil {
-		return false
-	}
-	b, err := os.Stat(path)
-	if err != nil {
-		return false
-	}
-	return os.SameFile(a, b)
 }
 
 // ctxReader stops a copy when ctx is cancelled.

@@ -14,6 +14,8 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/strata/internal/errdefs"
 )
 
 func newStore(t *testing.T) *Store {
@@ -93,8 +95,8 @@ func TestBadWritesNeverLand(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("WriteBlob err = %v, want %q", err, tt.wantErr)
 			}
-			if _, err := s.Info(ctx, d); !errors.Is(err, ErrNotFound) {
-				t.Fatalf("Info after bad write = %v, want ErrNotFound", err)
+			if _, err := s.Info(ctx, d); !errors.Is(err, errdefs.ErrNotFound) {
+				t.Fatalf("Info after bad write = %v, want errdefs.ErrNotFound", err)
 			}
 			if n := ingestFiles(t, s); len(n) != 0 {
 				t.Fatalf("ingest debris after failed write: %v", n)
@@ -111,7 +113,7 @@ func TestWriterReaderFailure(t *testing.T) {
 	if err := s.WriteBlob(ctx, strings.NewReader("x"), 1, d); !errors.Is(err, context.Canceled) {
 		t.Fatalf("WriteBlob with cancelled ctx = %v", err)
 	}
-	if _, err := s.Info(context.Background(), d); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Info(context.Background(), d); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Fatalf("blob landed despite cancel: %v", err)
 	}
 }
@@ -281,11 +283,11 @@ func TestDeleteWalkNotFound(t *testing.T) {
 		"Info":   func() error { _, err := s.Info(ctx, want[0].Digest); return err }(),
 		"Open":   func() error { _, err := s.Open(ctx, want[0].Digest); return err }(),
 	} {
-		if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), want[0].Digest.String()) {
-			t.Errorf("%s of deleted blob = %v, want ErrNotFound naming the digest", name, err)
+		if !errors.Is(err, errdefs.ErrNotFound) || !strings.Contains(err.Error(), want[0].Digest.String()) {
+			t.Errorf("%s of deleted blob = %v, want errdefs.ErrNotFound naming the digest", name, err)
 		}
 	}
-	if _, err := s.Info(ctx, "sha256:nothex"); err == nil || errors.Is(err, ErrNotFound) {
+	if _, err := s.Info(ctx, "sha256:nothex"); err == nil || errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("Info of malformed digest = %v, want a validation error", err)
 	}
 }

@@ -2,13 +2,16 @@ package content
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 
 	digest "github.com/opencontainers/go-digest"
-	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/strata/internal/lockfile"
 )
 
 // Writer streams one blob into an ingest file, hashing as it goes. It is not
@@ -24,28 +27,19 @@ type Writer struct {
 	closed    bool
 }
 
-// Writer starts a new ingest.
+// Writer starts a new ingest. Its file appears already locked
+// (lockfile.Create), so Sweep never takes a live writer's ingest.
 func (s *Store) Writer(ctx context.Context) (*Writer, error) {
-	dir := filepath.Join(s.root, "ingest")
-	for range 3 {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		f, err := os.CreateTemp(dir, "ingest-")
-		if err != nil {
-			return nil, fmt.Errorf("create ingest in %s: %w", dir, err)
-		}
-		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("lock ingest %s: %w", f.Name(), err)
-		}
-		// Sweep may have removed the file between create and lock.
-		if samePath(f, f.Name()) {
-			return &Writer{s: s, f: f, path: f.Name(), digester: digest.SHA256.Digester()}, nil
-		}
-		f.Close()
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("create ingest in %s: file removed while locking", dir)
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	f, err := lockfile.Create(filepath.Join(s.root, "ingest", "ingest-"+hex.EncodeToString(b[:])))
+	if err != nil {
+		return nil, fmt.Errorf("create ingest: %w", err)
+	}
+	return &Writer{s: s, f: f, path: f.Name(), digester: digest.SHA256.Digester()}, nil
 }
 
 // Write appends p to the ingest and to the running digest.

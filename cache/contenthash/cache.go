@@ -13,6 +13,8 @@ import (
 	"sync"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/strata-build/strata/internal/atomicfile"
 )
 
 // Cache remembers file content digests across builds, in one file per tree
@@ -160,7 +162,9 @@ func (c *Cache) Save() error {
 			continue
 		}
 		wrote = true
-		errs = append(errs, writeAtomic(rc.file, data))
+		if err := atomicfile.WriteFile(rc.file, data, 0o600); err != nil {
+			errs = append(errs, fmt.Errorf("save checksums: %w", err))
+		}
 	}
 	if wrote {
 		_ = os.Remove(filepath.Join(c.dir, legacyFile))
@@ -307,30 +311,4 @@ func (d *decoder) str() string {
 	s := d.s[d.off : d.off+int(n)]
 	d.off += int(n)
 	return s
-}
-
-func writeAtomic(p string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(p), ".tmp-"+filepath.Base(p)+"-*")
-	if err != nil {
-		return fmt.Errorf("save %s: %w", p, err)
-	}
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), p)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("save %s: %w", p, err)
-	}
-	if d, err := os.Open(filepath.Dir(p)); err == nil {
-		_ = d.Sync() // make the rename durable; failure leaves the old file
-		d.Close()
-	}
-	return nil
 }

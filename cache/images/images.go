@@ -17,17 +17,14 @@ package images
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/strata-build/strata/cache/metadata"
+	"github.com/strata-build/strata/internal/errdefs"
 	bolt "go.etcd.io/bbolt"
 )
-
-// ErrNotFound is wrapped by lookups of a name that is not tagged.
-var ErrNotFound = errors.New("image not found")
 
 var bucketName = []byte("images")
 
@@ -102,7 +99,7 @@ func (s *Store) Get(ctx context.Context, name string) (Image, error) {
 			v = b.Get([]byte(n))
 		}
 		if v == nil {
-			return fmt.Errorf("image %s: %w", n, ErrNotFound)
+			return fmt.Errorf("image %q: %w", n, errdefs.ErrNotFound)
 		}
 		if err := json.Unmarshal(v, &img); err != nil {
 			return fmt.Errorf("decode image record %s: %w", n, err)
@@ -141,7 +138,7 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketName)
 		if b == nil || b.Get([]byte(n)) == nil {
-			return fmt.Errorf("untag image %s: %w", n, ErrNotFound)
+			return fmt.Errorf("untag image %q: %w", n, errdefs.ErrNotFound)
 		}
 		return b.Delete([]byte(n))
 	})

@@ -16,6 +16,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/strata-build/strata/cache/content"
 	"github.com/strata-build/strata/cache/metadata"
+	"github.com/strata-build/strata/internal/errdefs"
 )
 
 const hexA = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -101,7 +102,7 @@ func TestStorePutGetListDelete(t *testing.T) {
 	d1 := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromString("m1"), Size: 2}
 	d2 := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromString("m2"), Size: 2}
 
-	if _, err := s.Get(ctx, "busybox"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Get(ctx, "busybox"); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Fatalf("Get on empty store = %v", err)
 	}
 	for _, n := range []string{"zz", "busybox", "localhost:5000/a:1"} {
@@ -142,7 +143,7 @@ func TestStorePutGetListDelete(t *testing.T) {
 	if err := s.Delete(ctx, "zz"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Delete(ctx, "zz"); !errors.Is(err, ErrNotFound) {
+	if err := s.Delete(ctx, "zz"); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Fatalf("second Delete = %v", err)
 	}
 	if err := s.Put(ctx, Image{Name: "Bad", Target: d1}); err == nil {
@@ -268,7 +269,7 @@ func TestResolve(t *testing.T) {
 	}
 	// Missing blobs say what is missing.
 	gone := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromString("gone"), Size: 4}
-	if _, err := Resolve(ctx, cs, gone, ocispec.Platform{}); !errors.Is(err, content.ErrNotFound) {
+	if _, err := Resolve(ctx, cs, gone, ocispec.Platform{}); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Fatalf("Resolve missing = %v", err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-build/strata/cache/metadata"
+	"github.com/strata-build/strata/internal/errdefs"
 )
 
 // helperEnv makes the test binary a short-lived process that prepares one
@@ -251,19 +252,19 @@ func TestConformanceErrors(t *testing.T) {
 		if _, err := f.sn.Prepare(ctx, "a", ""); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.sn.Prepare(ctx, "a", ""); !errors.Is(err, ErrAlreadyExists) {
+		if _, err := f.sn.Prepare(ctx, "a", ""); !errors.Is(err, errdefs.ErrAlreadyExists) {
 			t.Fatalf("prepare a twice: %v", err)
 		}
-		if _, err := f.sn.Prepare(ctx, "b", "nope"); !errors.Is(err, ErrNotFound) {
+		if _, err := f.sn.Prepare(ctx, "b", "nope"); !errors.Is(err, errdefs.ErrNotFound) {
 			t.Fatalf("prepare over a missing parent: %v", err)
 		}
 		if _, err := f.sn.Prepare(ctx, "b", "a"); err == nil || !strings.Contains(err.Error(), "not committed") {
 			t.Fatalf("prepare over an active parent: %v", err)
 		}
-		if _, err := f.sn.Stat(ctx, "b"); !errors.Is(err, ErrNotFound) {
+		if _, err := f.sn.Stat(ctx, "b"); !errors.Is(err, errdefs.ErrNotFound) {
 			t.Fatalf("failed prepare left a record: %v", err)
 		}
-		if err := f.sn.Commit(ctx, "x", "nope"); !errors.Is(err, ErrNotFound) {
+		if err := f.sn.Commit(ctx, "x", "nope"); !errors.Is(err, errdefs.ErrNotFound) {
 			t.Fatalf("commit a missing key: %v", err)
 		}
 		if _, err := f.sn.View(ctx, "v", ""); err != nil {
@@ -272,10 +273,10 @@ func TestConformanceErrors(t *testing.T) {
 		if err := f.sn.Commit(ctx, "x", "v"); err == nil {
 			t.Fatal("committing a view succeeded")
 		}
-		if err := f.sn.Remove(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+		if err := f.sn.Remove(ctx, "nope"); !errors.Is(err, errdefs.ErrNotFound) {
 			t.Fatalf("remove a missing key: %v", err)
 		}
-		if _, err := f.sn.Usage(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+		if _, err := f.sn.Usage(ctx, "nope"); !errors.Is(err, errdefs.ErrNotFound) {
 			t.Fatalf("usage of a missing key: %v", err)
 		}
 	})
@@ -344,7 +345,7 @@ func TestConformanceWalk(t *testing.T) {
 
 // TestConformanceCommitRace commits the same name from many keys through two
 // snapshotters sharing one root: exactly one wins, the others get
-// ErrAlreadyExists and remove their key.
+// errdefs.ErrAlreadyExists and remove their key.
 func TestConformanceCommitRace(t *testing.T) {
 	forEach(t, func(t *testing.T, f *fixture) {
 		ctx := context.Background()
@@ -366,7 +367,7 @@ func TestConformanceCommitRace(t *testing.T) {
 					return
 				}
 				errs[i] = sn.Commit(ctx, "step", key)
-				if errors.Is(errs[i], ErrAlreadyExists) {
+				if errors.Is(errs[i], errdefs.ErrAlreadyExists) {
 					if err := sn.Remove(ctx, key); err != nil {
 						errs[i] = err
 					}
@@ -379,7 +380,7 @@ func TestConformanceCommitRace(t *testing.T) {
 			switch {
 			case err == nil:
 				won++
-			case !errors.Is(err, ErrAlreadyExists):
+			case !errors.Is(err, errdefs.ErrAlreadyExists):
 				t.Fatalf("k%d: %v", i, err)
 			}
 		}
@@ -422,7 +423,7 @@ func TestConformanceSweep(t *testing.T) {
 		if err := f.sn.Sweep(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.sn.Stat(ctx, "dead"); !errors.Is(err, ErrNotFound) {
+		if _, err := f.sn.Stat(ctx, "dead"); !errors.Is(err, errdefs.ErrNotFound) {
 			t.Fatalf("dead process's snapshot survived Sweep: %v", err)
 		}
 		wantMissing(t, stray)
@@ -446,7 +447,7 @@ func TestConformanceSweep(t *testing.T) {
 		if err := f.sn.Sweep(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.sn.Stat(ctx, "alive-elsewhere"); !errors.Is(err, ErrNotFound) {
+		if _, err := f.sn.Stat(ctx, "alive-elsewhere"); !errors.Is(err, errdefs.ErrNotFound) {
 			t.Fatalf("released view survived Sweep: %v", err)
 		}
 		if _, err := f.sn.Stat(ctx, "alive"); err != nil {

@@ -19,7 +19,7 @@
 //	ms, _ := sn.Prepare(ctx, "build-1f3a", "sha256:<parent chain id>")
 //	// mount ms in a sandbox, run a command, unmount
 //	err := sn.Commit(ctx, "sha256:<cache key>", "build-1f3a")
-//	if errors.Is(err, snapshot.ErrAlreadyExists) {
+//	if errors.Is(err, errdefs.ErrAlreadyExists) {
 //		// another process committed the same step first: use its snapshot
 //		_ = sn.Remove(ctx, "build-1f3a")
 //	}
@@ -43,15 +43,9 @@ import (
 	"github.com/strata-build/strata/cache/metadata"
 )
 
-var (
-	// ErrNotFound is returned for a key or name that has no snapshot.
-	ErrNotFound = errors.New("snapshot not found")
-	// ErrAlreadyExists is returned when a key or name is taken.
-	ErrAlreadyExists = errors.New("snapshot already exists")
-	// ErrHasChildren is returned by Remove for a committed snapshot that
-	// other snapshots use as their parent.
-	ErrHasChildren = errors.New("snapshot has children")
-)
+// ErrHasChildren is returned by Remove for a committed snapshot that other
+// snapshots use as their parent.
+var ErrHasChildren = errors.New("snapshot has children")
 
 // Kind says whether a snapshot is writable, read-only or immutable.
 type Kind string
@@ -77,7 +71,9 @@ type Usage struct {
 	Inodes int64
 }
 
-// Snapshotter makes, commits and removes snapshots.
+// Snapshotter makes, commits and removes snapshots. A key or name that has
+// no snapshot is an error wrapping errdefs.ErrNotFound; a key or name that
+// is taken, one wrapping errdefs.ErrAlreadyExists.
 type Snapshotter interface {
 	// Prepare makes an active snapshot named key over parent ("" for an
 	// empty tree) and returns how to mount it read-write.
@@ -86,9 +82,9 @@ type Snapshotter interface {
 	View(ctx context.Context, key, parent string) ([]Mount, error)
 	// Mounts returns how to mount an active snapshot or view again.
 	Mounts(ctx context.Context, key string) ([]Mount, error)
-	// Commit makes the active snapshot key immutable under name. It returns
-	// ErrAlreadyExists if name is taken (another process won the race): the
-	// caller then Removes its key and uses name.
+	// Commit makes the active snapshot key immutable under name. Its error
+	// wraps errdefs.ErrAlreadyExists if name is taken (another process won
+	// the race): the caller then Removes its key and uses name.
 	Commit(ctx context.Context, name, key string) error
 	// Remove deletes a snapshot. It refuses (ErrHasChildren) a committed
 	// snapshot that has children.

@@ -16,6 +16,8 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/strata-build/strata/cache/metadata"
+	"github.com/strata-build/strata/internal/errdefs"
+	"github.com/strata-build/strata/internal/lockfile"
 )
 
 // bucket is the metadata bucket of snapshot records, keyed by key or name.
@@ -113,7 +115,7 @@ func newID() string {
 func getRecord(b *bolt.Bucket, key string) (record, error) {
 	v := b.Get([]byte(key))
 	if v == nil {
-		return record{}, fmt.Errorf("snapshot %q: %w", key, ErrNotFound)
+		return record{}, fmt.Errorf("snapshot %q: %w", key, errdefs.ErrNotFound)
 	}
 	var r record
 	if err := json.Unmarshal(v, &r); err != nil {
@@ -172,18 +174,9 @@ func (s *snapshotter) create(ctx context.Context, k Kind, key, parent string) ([
 	if key == "" {
 		return nil, fmt.Errorf("prepare snapshot: empty key")
 	}
-	// A new id's lock can be lost to another process's Sweep in the moment
-	// between creating and locking it (Sweep then unlinks it): take a new id.
-	var id string
-	var lk *os.File
-	var err error
-	for try := 0; ; try++ {
-		id = newID()
-		lk, err = lockFile(s.lockPath(id), true)
-		if err == nil || !errors.Is(err, errLocked) || try == 4 {
-			break
-		}
-	}
+	// The lock file appears already locked: Sweep never takes it.
+	id := newID()
+	lk, err := lockfile.Create(s.lockPath(id))
 	if err != nil {
 		return nil, fmt.Errorf("prepare snapshot %q: %w", key, err)
 	}
@@ -191,7 +184,7 @@ func (s *snapshotter) create(ctx context.Context, k Kind, key, parent string) ([
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucket)
 		if b.Get([]byte(key)) != nil {
-			return fmt.Errorf("snapshot %q: %w", key, ErrAlreadyExists)
+			return fmt.Errorf("snapshot %q: %w", key, errdefs.ErrAlreadyExists)
 		}
 		if ids, err = chainOf(b, parent); err != nil {
 			return err
@@ -199,7 +192,7 @@ func (s *snapshotter) create(ctx context.Context, k Kind, key, parent string) ([
 		return putRecord(b, key, record{ID: id, Kind: k, Parent: parent, Created: time.Now().UTC()})
 	})
 	if err != nil {
-		unlockFile(lk, true)
+		unlockFile(lk)
 		return nil, fmt.Errorf("prepare snapshot %q: %w", key, err)
 	}
 	s.mu.Lock()
@@ -252,7 +245,7 @@ func (s *snapshotter) Commit(ctx context.Context, name, key string) error {
 			return fmt.Errorf("snapshot %q is %s, not active", key, r.Kind)
 		}
 		if b.Get([]byte(name)) != nil {
-			return fmt.Errorf("snapshot %q: %w", name, ErrAlreadyExists)
+			return fmt.Errorf("snapshot %q: %w", name, errdefs.ErrAlreadyExists)
 		}
 		if err := b.Delete([]byte(key)); err != nil {
 			return err
@@ -274,7 +267,7 @@ func (s *snapshotter) release(id string) {
 	delete(s.locks, id)
 	s.mu.Unlock()
 	if lk != nil {
-		unlockFile(lk, true)
+		unlockFile(lk)
 		return
 	}
 	_ = os.Remove(s.lockPath(id))

@@ -9,50 +9,14 @@ import (
 	"strings"
 
 	bolt "go.etcd.io/bbolt"
-	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/strata/internal/lockfile"
 )
 
-// errLocked means another open file holds the lock: its process is alive.
-var errLocked = errors.New("lock is held")
-
-// lockFile opens (creating it when create is set) and exclusively flocks the
-// lock file at path without waiting. It makes sure the locked file is still
-// the one at path, so a lock taken on a file that Sweep has just unlinked is
-// never mistaken for a live one.
-func lockFile(path string, create bool) (*os.File, error) {
-	flags := os.O_RDWR
-	if create {
-		flags |= os.O_CREATE
-	}
-	f, err := os.OpenFile(path, flags, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open lock %s: %w", path, err)
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, errLocked
-		}
-		return nil, fmt.Errorf("lock %s: %w", path, err)
-	}
-	var held, now unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &held); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("stat lock %s: %w", path, err)
-	}
-	if err := unix.Stat(path, &now); err != nil || held.Ino != now.Ino || held.Dev != now.Dev {
-		f.Close()
-		return nil, errLocked // unlinked or replaced under us
-	}
-	return f, nil
-}
-
-// unlockFile removes the lock file (when unlink is set) while still holding
-// it, then releases it.
-func unlockFile(f *os.File, unlink bool) {
-	if unlink {
-		_ = os.Remove(f.Name())
-	}
+// unlockFile removes the lock file while still holding it, then releases
+// it.
+func unlockFile(f *os.File) {
+	_ = os.Remove(f.Name())
 	_ = f.Close()
 }
 
@@ -109,22 +73,32 @@ func (s *snapshotter) listIDs(ids map[string]bool) error {
 		return err
 	}
 	for _, de := range des {
-		if id, ok := strings.CutSuffix(de.Name(), ".lock"); ok {
+		if strings.HasPrefix(de.Name(), lockfile.NewPrefix) {
+			sweepNewLock(filepath.Join(s.root, "locks", de.Name()))
+		} else if id, ok := strings.CutSuffix(de.Name(), ".lock"); ok {
 			ids[id] = true
 		}
 	}
 	return nil
 }
 
+// sweepNewLock removes a lock file that a process killed while making it
+// left under its temporary name (see lockfile.NewPrefix).
+func sweepNewLock(p string) {
+	if f, dead, _ := lockfile.LockIfDead(p); f != nil && dead {
+		unlockFile(f)
+	}
+}
+
 // sweepOne removes snapshot id if no live process holds its lock and it is
 // not committed. The record goes first, then the directory, then the lock.
 func (s *snapshotter) sweepOne(id string) error {
-	lk, err := lockFile(s.lockPath(id), true)
-	if errors.Is(err, errLocked) {
-		return nil // its process is alive
-	}
+	lk, dead, err := lockfile.LockIfDead(s.lockPath(id))
 	if err != nil {
 		return fmt.Errorf("sweep snapshot %s: %w", id, err)
+	}
+	if !dead {
+		return nil // its process is alive
 	}
 	keep := false
 	err = s.db.Update(func(tx *bolt.Tx) error {
@@ -155,7 +129,9 @@ func (s *snapshotter) sweepOne(id string) error {
 	if err == nil && !keep {
 		err = os.RemoveAll(s.dir(id))
 	}
-	unlockFile(lk, true)
+	if lk != nil {
+		unlockFile(lk)
+	}
 	if err != nil {
 		return fmt.Errorf("sweep snapshot %s: %w", id, err)
 	}

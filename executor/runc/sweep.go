@@ -12,9 +12,9 @@ import (
 	"strings"
 
 	"github.com/moby/sys/mountinfo"
-	"golang.org/x/sys/unix"
 
 	"github.com/strata-build/strata/cache/snapshot"
+	"github.com/strata-build/strata/internal/lockfile"
 )
 
 // Each Runtime owns a directory StateDir/runc/NAME (NAME: the process id and
@@ -25,32 +25,20 @@ import (
 // leaves them running when the `runc run` that started them dies.
 
 // claim makes a Runtime's own directory under dir and locks it. The lock
-// comes first: a sweep never sees the directory of a live Runtime unlocked.
+// comes first, and appears already locked: a sweep never sees the directory
+// of a live Runtime unlocked.
 func claim(dir string) (own string, lock *os.File, err error) {
 	own = filepath.Join(dir, fmt.Sprintf("%d-%s", os.Getpid(), randomID()))
-	lock, err = os.OpenFile(own+".lock", os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
+	lock, err = lockfile.Create(own + ".lock")
 	if err != nil {
-		return "", nil, err
+		return "", nil, fmt.Errorf("claim %s: %w", own, err)
 	}
-	if err = unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err == nil {
-		err = os.MkdirAll(filepath.Join(own, "root"), 0o700)
-	}
-	if err != nil {
-		lock.Close()
+	if err := os.MkdirAll(filepath.Join(own, "root"), 0o700); err != nil {
 		os.Remove(own + ".lock")
+		lock.Close()
 		return "", nil, fmt.Errorf("claim %s: %w", own, err)
 	}
 	return own, lock, nil
-}
-
-// held reports whether a live Runtime holds the lock at path.
-func held(path string) bool {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	return errors.Is(unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB), unix.EWOULDBLOCK)
 }
 
 // Sweep kills and deletes the containers of the Runtimes under
@@ -72,12 +60,24 @@ func Sweep(opts Options) error {
 	}
 	var errs []error
 	for _, e := range ents {
-		own := filepath.Join(dir, e.Name())
-		if !e.IsDir() || held(own+".lock") {
+		if !e.IsDir() {
 			continue
 		}
+		own := filepath.Join(dir, e.Name())
+		lock, dead, err := lockfile.LockIfDead(own + ".lock")
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if !dead {
+			continue // its Runtime is alive
+		}
+		// Holding the lock keeps other sweeps off it meanwhile.
 		if err := sweepOne(bin, own); err != nil {
 			errs = append(errs, err)
+		}
+		if lock != nil {
+			lock.Close()
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

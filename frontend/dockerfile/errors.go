@@ -24,19 +24,16 @@ type Error struct {
 }
 
 // Error prints "Dockerfile:7: unknown instruction: RUNN" and, below it,
-// the source lines as "   7 | >>> RUNN make".
+// the source lines as Excerpt shows them.
 func (e *Error) Error() string {
 	if e.Location.StartLine == 0 {
 		return fmt.Sprintf("%s: %s", e.Location.File, e.Msg)
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s:%d: %s", e.Location.File, e.Location.StartLine, e.Msg)
-	if e.Line != "" {
-		for i, l := range strings.Split(e.Line, "\n") {
-			fmt.Fprintf(&b, "\n%4d | >>> %s", e.Location.StartLine+i, l)
-		}
+	msg := fmt.Sprintf("%s:%d: %s", e.Location.File, e.Location.StartLine, e.Msg)
+	if e.Line == "" {
+		return msg
 	}
-	return b.String()
+	return msg + "\n" + Excerpt(e.Location, strings.Split(e.Line, "\n"))
 }
 
 // Unwrap returns the underlying error, e.g. the resolver's for a missing

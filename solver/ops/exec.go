@@ -23,15 +23,19 @@ type execOp struct {
 	op *llb.ExecOp
 }
 
-// ExitError is a RUN that exited non-zero.
+// ExitError is a RUN that exited non-zero. It wraps the executor's error,
+// so errors.As finds the *executor.ExitError through it too.
 type ExitError struct {
 	Args []string
 	Code int
+	Err  error // the executor's: an *executor.ExitError or one wrapping it
 }
 
 func (e *ExitError) Error() string {
 	return fmt.Sprintf("process %q did not complete successfully: exit code: %d", strings.Join(e.Args, " "), e.Code)
 }
+
+func (e *ExitError) Unwrap() error { return e.Err }
 
 func (o *execOp) CacheMap(ctx context.Context) (*solver.CacheMap, error) {
 	cm := &solver.CacheMap{Digest: opDigest("exec", o.op), Deps: make([]solver.Dep, len(o.v.Inputs))}
@@ -146,7 +150,7 @@ func (o *execOp) run(ctx context.Context, spec executor.Spec, ms *mountSet) erro
 	if err := o.w.Executor.Run(ctx, spec, executor.IO{Stdout: stdout, Stderr: stderr}); err != nil {
 		var ee *executor.ExitError
 		if errors.As(err, &ee) {
-			return &ExitError{Args: o.op.Args, Code: ee.Code}
+			return &ExitError{Args: o.op.Args, Code: ee.Code, Err: err}
 		}
 		return err
 	}

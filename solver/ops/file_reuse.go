@@ -9,6 +9,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/strata-build/strata/cache/snapshot"
+	"github.com/strata-build/strata/internal/errdefs"
 	"github.com/strata-build/strata/solver"
 	"github.com/strata-build/strata/solver/ops/fileop"
 )
@@ -71,7 +72,7 @@ func (o *fileOp) reuse(ctx context.Context, parent string, mounts []snapshot.Mou
 		return nil, none, nil // an unreadable record only costs the reuse
 	}
 	info, err := o.w.Snapshotter.Stat(ctx, rec.Snapshot)
-	if errors.Is(err, snapshot.ErrNotFound) || (err == nil && (info.Kind != snapshot.KindCommitted || info.Parent != parent)) {
+	if errors.Is(err, errdefs.ErrNotFound) || (err == nil && (info.Kind != snapshot.KindCommitted || info.Parent != parent)) {
 		return nil, none, nil
 	}
 	if err != nil {

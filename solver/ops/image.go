@@ -11,7 +11,7 @@ import (
 
 	"github.com/strata-build/strata/cache"
 	"github.com/strata-build/strata/cache/layer"
-	"github.com/strata-build/strata/cache/snapshot"
+	"github.com/strata-build/strata/internal/errdefs"
 	"github.com/strata-build/strata/llb"
 	"github.com/strata-build/strata/solver"
 )
@@ -102,7 +102,7 @@ func (w *Worker) unpack(ctx context.Context, name, parent string, blob ocispec.D
 	}
 	if err := w.Snapshotter.Commit(ctx, name, active); err != nil {
 		_ = w.Snapshotter.Remove(context.WithoutCancel(ctx), active)
-		if !errors.Is(err, snapshot.ErrAlreadyExists) {
+		if !errors.Is(err, errdefs.ErrAlreadyExists) {
 			return err
 		}
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/strata-build/strata/cache/snapshot"
 	"github.com/strata-build/strata/executor"
+	"github.com/strata-build/strata/internal/errdefs"
 	"github.com/strata-build/strata/llb"
 	"github.com/strata-build/strata/solver"
 )
@@ -126,7 +127,7 @@ func subpath(root, rel string) (string, error) {
 	}
 	if _, err := os.Lstat(p); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return "", fmt.Errorf("mount source %s: not found", rel)
+			return "", fmt.Errorf("mount source %s: %w", rel, errdefs.ErrNotFound)
 		}
 		return "", fmt.Errorf("mount source %s: %w", rel, err)
 	}

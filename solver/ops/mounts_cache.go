@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-build/strata/cache/snapshot"
 	"github.com/strata-build/strata/executor"
+	"github.com/strata-build/strata/internal/lockfile"
 	"github.com/strata-build/strata/llb"
 	"github.com/strata-build/strata/solver"
 )
@@ -70,12 +70,12 @@ func lockCache(ctx context.Context, base string, sharing llb.CacheSharing) (stri
 			if err != nil {
 				return "", nil, err
 			}
-			err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-			if err == nil {
+			ok, err := lockfile.TryExclusive(f)
+			if ok {
 				return dir, f, nil
 			}
 			f.Close()
-			if !errors.Is(err, unix.EWOULDBLOCK) {
+			if err != nil {
 				return "", nil, fmt.Errorf("lock %s: %w", dir, err)
 			}
 		}
@@ -84,7 +84,7 @@ func lockCache(ctx context.Context, base string, sharing llb.CacheSharing) (stri
 		if err != nil {
 			return "", nil, err
 		}
-		if err := flockWait(ctx, f, unix.LOCK_EX); err != nil {
+		if err := lockfile.Exclusive(ctx, f); err != nil {
 			f.Close()
 			return "", nil, fmt.Errorf("lock %s: %w", base, err)
 		}
@@ -94,7 +94,7 @@ func lockCache(ctx context.Context, base string, sharing llb.CacheSharing) (stri
 		if err != nil {
 			return "", nil, err
 		}
-		if err := flockWait(ctx, f, unix.LOCK_SH); err != nil {
+		if err := lockfile.Shared(ctx, f); err != nil {
 			f.Close()
 			return "", nil, fmt.Errorf("lock %s: %w", base, err)
 		}
@@ -108,29 +108,6 @@ func openLock(dir string) (*os.File, error) {
 		return nil, fmt.Errorf("open lock: %w", err)
 	}
 	return f, nil
-}
-
-// flockWait takes a flock, waiting for other holders until ctx ends.
-func flockWait(ctx context.Context, f *os.File, how int) error {
-	var t *time.Ticker
-	for {
-		err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
-			return err
-		}
-		if t == nil {
-			t = time.NewTicker(20 * time.Millisecond)
-			defer t.Stop()
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
 }
 
 // ensureCacheDir creates dir on first use: seeded from the mount's input
