@@ -172,6 +172,8 @@ func Build(ctx context.Context, st *store.Store, opts Options) (*Result, error) 
 		ContextExcludes: excludes,
 		NoCacheFilter:   opts.NoCacheFilter,
 		SourceDateEpoch: epoch,
+		Network:         opts.Network,
+		ExtraHosts:      extraHosts(opts.ExtraHosts),
 	})
 	if err != nil {
 		return nil, err
@@ -189,7 +191,6 @@ func Build(ctx context.Context, st *store.Store, opts Options) (*Result, error) 
 		if os.Geteuid() != 0 {
 			return nil, ErrNeedsRoot
 		}
-		applyRunOptions(conv.Root, opts)
 		def, err := llb.NewDefinition(conv.Root)
 		if err != nil {
 			return nil, err
@@ -339,32 +340,13 @@ func sourceDateEpoch(opts Options) (*time.Time, error) {
 	return &t, nil
 }
 
-// applyRunOptions gives every RUN step the build's network (unless the step
-// chose one) and extra hosts, before the graph's digests are computed.
-func applyRunOptions(root *llb.Vertex, opts Options) {
-	if opts.Network == llb.NetDefault && len(opts.ExtraHosts) == 0 {
-		return
+// extraHosts writes --add-host entries as the frontend takes them, "name=ip".
+func extraHosts(hs []executor.HostIP) []string {
+	var out []string
+	for _, h := range hs {
+		out = append(out, h.Host+"="+h.IP)
 	}
-	seen := map[*llb.Vertex]bool{}
-	var visit func(v *llb.Vertex)
-	visit = func(v *llb.Vertex) {
-		if v == nil || seen[v] {
-			return
-		}
-		seen[v] = true
-		if e, ok := v.Op.(*llb.ExecOp); ok {
-			if e.Network == llb.NetDefault {
-				e.Network = opts.Network
-			}
-			for _, h := range opts.ExtraHosts {
-				e.ExtraHosts = append(e.ExtraHosts, h.Host+"="+h.IP)
-			}
-		}
-		for _, in := range v.Inputs {
-			visit(in)
-		}
-	}
-	visit(root)
+	return out
 }
 
 // checkInsecure refuses RUN --security=insecure unless the build allows it.

@@ -11,6 +11,7 @@ import (
 	"github.com/strata-build/strata/cache/content"
 	"github.com/strata-build/strata/cache/layer"
 	"github.com/strata-build/strata/cache/snapshot"
+	"github.com/strata-build/strata/mount"
 )
 
 // Layers makes the layer of a committed snapshot (its diff against its
@@ -99,7 +100,7 @@ func (ls *Layers) hasBlob(ctx context.Context, l *Layer) bool {
 
 // view mounts nothing: it returns the read-only mounts of a committed
 // snapshot under a fresh key ("" gives none) and how to let them go.
-func (ls *Layers) view(ctx context.Context, name string) ([]snapshot.Mount, func(), error) {
+func (ls *Layers) view(ctx context.Context, name string) ([]mount.Mount, func(), error) {
 	if name == "" {
 		return nil, func() {}, nil
 	}
@@ -117,7 +118,7 @@ func (ls *Layers) view(ctx context.Context, name string) ([]snapshot.Mount, func
 
 // write diffs upper against lower and compresses the tar into the content
 // store in one pass; an empty diff stores no blob.
-func (ls *Layers) write(ctx context.Context, lower, upper []snapshot.Mount, epoch *time.Time) (*Layer, error) {
+func (ls *Layers) write(ctx context.Context, lower, upper []mount.Mount, epoch *time.Time) (*Layer, error) {
 	cw, err := ls.Content.Writer(ctx)
 	if err != nil {
 		return nil, err

@@ -33,7 +33,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/strata-build/strata/cache/snapshot"
+	"github.com/strata-build/strata/mount"
 )
 
 // Executor runs one process to completion.
@@ -76,7 +76,7 @@ type Mount struct {
 	Dest string
 	// Mounts are what to mount there; Type may be "bind", "overlay" or
 	// "tmpfs" (Options such as "size=64m", "ro").
-	Mounts []snapshot.Mount
+	Mounts []mount.Mount
 }
 
 // HostIP is one extra line of the generated /etc/hosts.
@@ -99,7 +99,7 @@ type Spec struct {
 	// Hostname defaults to a short random id.
 	Hostname string
 	// Root is the writable root filesystem.
-	Root []snapshot.Mount
+	Root []mount.Mount
 	// Mounts are mounted over Root, shallowest Dest first.
 	Mounts     []Mount
 	Network    NetworkMode

@@ -8,9 +8,8 @@ import (
 	"strings"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/strata-build/strata/mount"
 	"golang.org/x/sys/unix"
-
-	"github.com/strata-build/strata/cache/snapshot"
 )
 
 // Docker's masked and read-only /proc and /sys paths.
@@ -38,7 +37,7 @@ func (r *rootfs) setup(cfg *initConfig) error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make / private: %w", err)
 	}
-	if err := snapshot.MountAll(spec.Root, r.dir); err != nil {
+	if err := mount.All(spec.Root, r.dir); err != nil {
 		return fmt.Errorf("mount root: %w", err)
 	}
 	if err := r.mountProc(); err != nil {
@@ -169,7 +168,7 @@ func (r *rootfs) mountUser(m Mount) error {
 	if err != nil {
 		return err
 	}
-	if err := snapshot.MountAll(m.Mounts, p); err != nil {
+	if err := mount.All(m.Mounts, p); err != nil {
 		return fmt.Errorf("mount on %s: %w", m.Dest, err)
 	}
 	return nil

@@ -14,10 +14,10 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/strata-build/strata/cache/snapshot"
 	"github.com/strata-build/strata/executor"
 	"github.com/strata-build/strata/executor/executortest"
 	"github.com/strata-build/strata/executor/network"
+	"github.com/strata-build/strata/mount"
 )
 
 func TestMain(m *testing.M) {
@@ -40,7 +40,7 @@ func TestSandboxConformance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	executortest.RunWith(t, sb, func(t testing.TB) []snapshot.Mount {
+	executortest.RunWith(t, sb, func(t testing.TB) []mount.Mount {
 		ms, _ := executortest.OverlayRoot(t)
 		return ms
 	}, executortest.Options{StateDir: state})
@@ -111,7 +111,7 @@ func TestSandboxErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bad := []snapshot.Mount{{Type: "bind", Source: filepath.Join(state, "missing")}}
+	bad := []mount.Mount{{Type: "bind", Source: filepath.Join(state, "missing")}}
 	err = sb.Run(context.Background(), executor.Spec{Args: []string{"true"}, Root: bad}, executor.IO{})
 	if err == nil || !strings.Contains(err.Error(), "run true: mount root") {
 		t.Errorf("bad root: got %v", err)

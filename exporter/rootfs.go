@@ -13,7 +13,7 @@ import (
 	"github.com/strata-build/strata/cache/content"
 	"github.com/strata-build/strata/cache/images"
 	"github.com/strata-build/strata/cache/layer"
-	"github.com/strata-build/strata/cache/snapshot"
+	"github.com/strata-build/strata/mount"
 )
 
 // LocalDir writes the image's filesystem (its layers applied in order,
@@ -54,7 +54,7 @@ func (e RootfsTar) Export(ctx context.Context, src Source) (Report, error) {
 		return Report{}, fmt.Errorf("export rootfs tar: %w", err)
 	}
 	where, n, err := output(e.Path, e.W, func(w io.Writer) error {
-		_, err := layer.WriteDiff(ctx, w, nil, []snapshot.Mount{{Type: "bind", Source: tmp}}, layer.DiffOptions{})
+		_, err := layer.WriteDiff(ctx, w, nil, []mount.Mount{{Type: "bind", Source: tmp}}, layer.DiffOptions{})
 		return err
 	})
 	if err != nil {
@@ -78,7 +78,7 @@ func unpackImage(ctx context.Context, src Source, dir string) error {
 	if err != nil {
 		return err
 	}
-	root := []snapshot.Mount{{Type: "bind", Source: dir}}
+	root := []mount.Mount{{Type: "bind", Source: dir}}
 	for i, l := range res.Manifest.Layers {
 		if err := applyBlob(ctx, src.Content, root, l.Digest); err != nil {
 			return fmt.Errorf("layer %d: %w", i+1, err)
@@ -87,7 +87,7 @@ func unpackImage(ctx context.Context, src Source, dir string) error {
 	return nil
 }
 
-func applyBlob(ctx context.Context, cs *content.Store, root []snapshot.Mount, d digest.Digest) error {
+func applyBlob(ctx context.Context, cs *content.Store, root []mount.Mount, d digest.Digest) error {
 	f, err := cs.Open(ctx, d)
 	if err != nil {
 		return err

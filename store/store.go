@@ -40,6 +40,7 @@ import (
 	"github.com/strata-build/strata/executor/runc"
 	"github.com/strata-build/strata/internal/atomicfile"
 	"github.com/strata-build/strata/internal/lockfile"
+	"github.com/strata-build/strata/mount"
 	"github.com/strata-build/strata/registry"
 )
 
@@ -291,7 +292,7 @@ func unmountBelow(dir string) error {
 	}
 	sort.Strings(points) // parents before children
 	for i := len(points) - 1; i >= 0; i-- {
-		if err := snapshot.Unmount(points[i]); err != nil {
+		if err := mount.Unmount(points[i]); err != nil {
 			return err
 		}
 	}

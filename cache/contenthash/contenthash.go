@@ -59,7 +59,7 @@ type Sum struct {
 // A nil c computes every digest from scratch. src may be given as a
 // fileop.Source (the same type).
 func (c *Cache) Checksum(ctx context.Context, src local.Source, a *llb.CopyAction) (Sum, error) {
-	sel, err := local.Select(src, a)
+	sel, err := local.Select(ctx, src, a)
 	if err != nil {
 		return Sum{}, err
 	}

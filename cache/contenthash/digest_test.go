@@ -46,7 +46,7 @@ func TestDigestFormat(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, src := range []local.Source{{Root: root, Context: true}, {Root: root}} {
-		sel, err := local.Select(src, all)
+		sel, err := local.Select(context.Background(), src, all)
 		if err != nil {
 			t.Fatal(err)
 		}

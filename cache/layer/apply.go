@@ -14,9 +14,8 @@ import (
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
+	"github.com/strata-build/strata/mount"
 	"golang.org/x/sys/unix"
-
-	"github.com/strata-build/strata/cache/snapshot"
 )
 
 // Apply unpacks a layer (gzip, zstd or plain tar, told apart by magic bytes)
@@ -30,7 +29,7 @@ import (
 // entry %q escapes the root"). Symlinks met on the way are followed as if
 // the root were "/". Owners, modes, mtimes, xattrs, hard links and device
 // nodes are kept.
-func Apply(ctx context.Context, mounts []snapshot.Mount, r io.Reader) (digest.Digest, error) {
+func Apply(ctx context.Context, mounts []mount.Mount, r io.Reader) (digest.Digest, error) {
 	a := &applier{written: map[string]bool{}}
 	if dir, ok := upperDir(mounts); ok {
 		a.root, a.overlay = dir, true

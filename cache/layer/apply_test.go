@@ -17,9 +17,8 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"github.com/strata-build/strata/mount"
 	"golang.org/x/sys/unix"
-
-	"github.com/strata-build/strata/cache/snapshot"
 )
 
 // tarOf builds a layer from headers, with body giving the content of
@@ -57,8 +56,8 @@ func hard(name, target string) *tar.Header {
 	return &tar.Header{Typeflag: tar.TypeLink, Name: name, Linkname: target}
 }
 
-func bindOf(root string) []snapshot.Mount {
-	return []snapshot.Mount{{Type: "bind", Source: root, Options: []string{"rbind", "rw"}}}
+func bindOf(root string) []mount.Mount {
+	return []mount.Mount{{Type: "bind", Source: root, Options: []string{"rbind", "rw"}}}
 }
 
 func TestApplyRefusesEscapes(t *testing.T) {
@@ -220,7 +219,7 @@ func TestApplyRejectsGarbage(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "read tar") {
 		t.Fatalf("Apply of garbage = %v", err)
 	}
-	_, err = Apply(context.Background(), []snapshot.Mount{{Type: "tmpfs"}}, bytes.NewReader(nil))
+	_, err = Apply(context.Background(), []mount.Mount{{Type: "tmpfs"}}, bytes.NewReader(nil))
 	if err == nil || !strings.Contains(err.Error(), "unsupported mounts") {
 		t.Fatalf("Apply into tmpfs = %v", err)
 	}

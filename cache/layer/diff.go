@@ -13,9 +13,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/strata-build/strata/mount"
 	"golang.org/x/sys/unix"
-
-	"github.com/strata-build/strata/cache/snapshot"
 )
 
 // WriteDiff writes an uncompressed OCI layer tar of what upper changed
@@ -29,7 +28,7 @@ import (
 // parent), the two trees are compared by type, content, mode, owner, xattrs,
 // symlink target and mtime, without mounting anything unless lower is itself
 // an overlay.
-func WriteDiff(ctx context.Context, w io.Writer, lower, upper []snapshot.Mount, opts DiffOptions) (int, error) {
+func WriteDiff(ctx context.Context, w io.Writer, lower, upper []mount.Mount, opts DiffOptions) (int, error) {
 	t := newTarWriter(w, opts)
 	var err error
 	if dir, ok := upperDir(upper); ok {
@@ -51,7 +50,7 @@ func WriteDiff(ctx context.Context, w io.Writer, lower, upper []snapshot.Mount, 
 }
 
 // upperDir returns the upperdir of a single overlay mount.
-func upperDir(ms []snapshot.Mount) (string, bool) {
+func upperDir(ms []mount.Mount) (string, bool) {
 	if len(ms) != 1 || ms[0].Type != "overlay" {
 		return "", false
 	}
@@ -64,7 +63,7 @@ func upperDir(ms []snapshot.Mount) (string, bool) {
 }
 
 // bindSource returns the directory of a single bind mount.
-func bindSource(ms []snapshot.Mount) (string, bool) {
+func bindSource(ms []mount.Mount) (string, bool) {
 	if len(ms) == 1 && ms[0].Type == "bind" {
 		return ms[0].Source, true
 	}
@@ -73,7 +72,7 @@ func bindSource(ms []snapshot.Mount) (string, bool) {
 
 // withLowerRoot calls fn with a directory showing lower: "" for none, the
 // source of a bind, or a temporary read-only mount of anything else.
-func withLowerRoot(lower []snapshot.Mount, tmp string, fn func(string) error) error {
+func withLowerRoot(lower []mount.Mount, tmp string, fn func(string) error) error {
 	if len(lower) == 0 {
 		return fn("")
 	}
@@ -87,7 +86,7 @@ func withLowerRoot(lower []snapshot.Mount, tmp string, fn func(string) error) er
 	if tmp == "" {
 		tmp = os.TempDir()
 	}
-	return snapshot.WithTempMount(tmp, ro, fn)
+	return mount.WithTemp(tmp, ro, fn)
 }
 
 // upperDiff writes an overlay upper dir as a layer. A directory that is
@@ -253,7 +252,7 @@ func hiddenBelow(l, name string) bool {
 
 // lowerDirs lists the directories below an overlay upper, nearest first:
 // the lowerdir option of upper, or else the dirs of lower's mounts.
-func lowerDirs(lower, upper []snapshot.Mount) []string {
+func lowerDirs(lower, upper []mount.Mount) []string {
 	if dirs := optionDirs(upper); dirs != nil {
 		return dirs
 	}
@@ -264,7 +263,7 @@ func lowerDirs(lower, upper []snapshot.Mount) []string {
 }
 
 // optionDirs returns the lowerdir list of a single overlay mount.
-func optionDirs(ms []snapshot.Mount) []string {
+func optionDirs(ms []mount.Mount) []string {
 	if len(ms) != 1 {
 		return nil
 	}

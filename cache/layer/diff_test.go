@@ -11,9 +11,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/strata-build/strata/mount"
 	"golang.org/x/sys/unix"
-
-	"github.com/strata-build/strata/cache/snapshot"
 )
 
 // diffCases change baseTree through a mount; want lists the layer entries,
@@ -242,12 +241,12 @@ func TestWriteDiffOverlayLowerMounted(t *testing.T) {
 	upper := t.TempDir()
 	write(t, filepath.Join(upper, "b"), "2", 0o644)
 	write(t, filepath.Join(upper, "c"), "3", 0o644)
-	s.withView(t, "l2", func(lower []snapshot.Mount) {
+	s.withView(t, "l2", func(lower []mount.Mount) {
 		if lower[0].Type != "overlay" {
 			t.Fatalf("view of two layers is %v, want an overlay", lower)
 		}
 		var buf bytes.Buffer
-		bind := []snapshot.Mount{{Type: "bind", Source: upper, Options: []string{"rbind", "ro"}}}
+		bind := []mount.Mount{{Type: "bind", Source: upper, Options: []string{"rbind", "ro"}}}
 		if _, err := WriteDiff(ctx, &buf, lower, bind, DiffOptions{}); err != nil {
 			t.Fatal(err)
 		}

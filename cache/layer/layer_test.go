@@ -16,6 +16,7 @@ import (
 
 	"github.com/strata-build/strata/cache/metadata"
 	"github.com/strata-build/strata/cache/snapshot"
+	"github.com/strata-build/strata/mount"
 )
 
 func needRoot(t *testing.T) {
@@ -61,11 +62,11 @@ func (s *store) commit(t *testing.T, name, parent string, fn func(root string), 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := snapshot.WithTempMount(t.TempDir(), ms, func(root string) error { fn(root); return nil }); err != nil {
+	if err := mount.WithTemp(t.TempDir(), ms, func(root string) error { fn(root); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	s.withView(t, parent, func(lower []snapshot.Mount) {
+	s.withView(t, parent, func(lower []mount.Mount) {
 		if _, err := WriteDiff(ctx, &buf, lower, ms, opts); err != nil {
 			t.Fatal(err)
 		}
@@ -77,7 +78,7 @@ func (s *store) commit(t *testing.T, name, parent string, fn func(root string), 
 }
 
 // withView calls fn with the mounts of a view of name (nil for "").
-func (s *store) withView(t *testing.T, name string, fn func([]snapshot.Mount)) {
+func (s *store) withView(t *testing.T, name string, fn func([]mount.Mount)) {
 	t.Helper()
 	if name == "" {
 		fn(nil)
@@ -117,8 +118,8 @@ func (s *store) apply(t *testing.T, name, parent string, layer []byte) {
 func (s *store) tree(t *testing.T, name string) []string {
 	t.Helper()
 	var out []string
-	s.withView(t, name, func(ms []snapshot.Mount) {
-		err := snapshot.WithTempMount(t.TempDir(), ms, func(root string) error {
+	s.withView(t, name, func(ms []mount.Mount) {
+		err := mount.WithTemp(t.TempDir(), ms, func(root string) error {
 			out = describeTree(t, root)
 			return nil
 		})

@@ -16,6 +16,7 @@ import (
 
 	"github.com/strata-build/strata/cache/metadata"
 	"github.com/strata-build/strata/internal/errdefs"
+	"github.com/strata-build/strata/mount"
 )
 
 // helperEnv makes the test binary a short-lived process that prepares one
@@ -90,9 +91,9 @@ func forEach(t *testing.T, test func(t *testing.T, f *fixture)) {
 }
 
 // withMount mounts ms on a temporary directory for the duration of fn.
-func withMount(t *testing.T, ms []Mount, fn func(root string)) {
+func withMount(t *testing.T, ms []mount.Mount, fn func(root string)) {
 	t.Helper()
-	if err := WithTempMount(t.TempDir(), ms, func(root string) error { fn(root); return nil }); err != nil {
+	if err := mount.WithTemp(t.TempDir(), ms, func(root string) error { fn(root); return nil }); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 
 	"github.com/strata-build/strata/cache/metadata"
+	"github.com/strata-build/strata/mount"
 )
 
 // NewNaive returns the fallback snapshotter: every active snapshot is a full
@@ -34,7 +35,7 @@ func (naiveDriver) create(dir string, k Kind, chain []string) error {
 	return CopyTree(chain[0], fsDir(dir))
 }
 
-func (naiveDriver) mounts(dir string, k Kind, chain []string) []Mount {
+func (naiveDriver) mounts(dir string, k Kind, chain []string) []mount.Mount {
 	src, opt := fsDir(dir), "rw"
 	if k == KindView {
 		opt = "ro"
@@ -42,5 +43,5 @@ func (naiveDriver) mounts(dir string, k Kind, chain []string) []Mount {
 			src = chain[0]
 		}
 	}
-	return []Mount{{Type: "bind", Source: src, Options: []string{"rbind", opt}}}
+	return []mount.Mount{{Type: "bind", Source: src, Options: []string{"rbind", opt}}}
 }

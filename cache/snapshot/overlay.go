@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-build/strata/cache/metadata"
+	"github.com/strata-build/strata/mount"
 )
 
 // overlayOptions keep an upper dir a plain record of the changes: no index,
@@ -72,23 +73,23 @@ func (overlayDriver) create(dir string, k Kind, chain []string) error {
 	return os.Mkdir(filepath.Join(dir, "work"), 0o700)
 }
 
-func (overlayDriver) mounts(dir string, k Kind, chain []string) []Mount {
+func (overlayDriver) mounts(dir string, k Kind, chain []string) []mount.Mount {
 	switch {
 	case k == KindView && len(chain) == 0:
-		return []Mount{{Type: "bind", Source: fsDir(dir), Options: []string{"rbind", "ro"}}}
+		return []mount.Mount{{Type: "bind", Source: fsDir(dir), Options: []string{"rbind", "ro"}}}
 	case k == KindView && len(chain) == 1:
-		return []Mount{{Type: "bind", Source: chain[0], Options: []string{"rbind", "ro"}}}
+		return []mount.Mount{{Type: "bind", Source: chain[0], Options: []string{"rbind", "ro"}}}
 	case k == KindView:
 		opts := append(append([]string{}, overlayOptions...), "lowerdir="+strings.Join(chain, ":"))
-		return shorten([]Mount{{Type: "overlay", Source: "overlay", Options: opts}}, filepath.Dir(dir))
+		return shorten([]mount.Mount{{Type: "overlay", Source: "overlay", Options: opts}}, filepath.Dir(dir))
 	case len(chain) == 0:
-		return []Mount{{Type: "bind", Source: fsDir(dir), Options: []string{"rbind", "rw"}}}
+		return []mount.Mount{{Type: "bind", Source: fsDir(dir), Options: []string{"rbind", "rw"}}}
 	}
 	opts := append(append([]string{}, overlayOptions...),
 		"lowerdir="+strings.Join(chain, ":"),
 		"upperdir="+fsDir(dir),
 		"workdir="+filepath.Join(dir, "work"))
-	return shorten([]Mount{{Type: "overlay", Source: "overlay", Options: opts}}, filepath.Dir(dir))
+	return shorten([]mount.Mount{{Type: "overlay", Source: "overlay", Options: opts}}, filepath.Dir(dir))
 }
 
 // maxMountData is how much of the kernel's one-page mount data the options
@@ -98,7 +99,7 @@ const maxMountData = 3500
 // shorten rewrites an overlay mount whose options are too long for the
 // kernel into paths relative to base (the snapshots directory), so a chain
 // of well over a hundred layers still mounts.
-func shorten(ms []Mount, base string) []Mount {
+func shorten(ms []mount.Mount, base string) []mount.Mount {
 	if len(ms) != 1 || ms[0].Type != "overlay" || len(strings.Join(ms[0].Options, ",")) <= maxMountData {
 		return ms
 	}
@@ -119,5 +120,5 @@ func shorten(ms []Mount, base string) []Mount {
 		opts[i] = o
 	}
 	m.Options = opts
-	return []Mount{m}
+	return []mount.Mount{m}
 }

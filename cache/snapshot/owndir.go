@@ -1,6 +1,10 @@
 package snapshot
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/strata-build/strata/mount"
+)
 
 // OverlayDir returns the host directory that holds an overlay snapshot's own
 // entries, read from its mounts: the upperdir of an active snapshot, or the
@@ -14,7 +18,7 @@ import "strings"
 // copy-up never writes through to a lower inode), but must never write to it.
 // Writing into an upper dir directly is sound only for new names that the
 // mounted overlay has not been asked to create.
-func OverlayDir(ms []Mount) (dir string, ok bool) {
+func OverlayDir(ms []mount.Mount) (dir string, ok bool) {
 	if len(ms) != 1 || ms[0].Type != "overlay" {
 		return "", false
 	}

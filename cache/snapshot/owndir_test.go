@@ -5,6 +5,8 @@ import (
 
 	"path/filepath"
 	"testing"
+
+	"github.com/strata-build/strata/mount"
 )
 
 func TestOverlayDir(t *testing.T) {
@@ -51,17 +53,17 @@ func TestOverlayDir(t *testing.T) {
 
 func TestOverlayDirRelative(t *testing.T) {
 	for _, tc := range []struct {
-		m    Mount
+		m    mount.Mount
 		want string
 		ok   bool
 	}{
-		{Mount{Type: "overlay", Options: []string{"index=off", "lowerdir=x/fs:y/fs", "upperdir=u/fs", "workdir=u/work"}, Dir: "/s"}, "/s/u/fs", true},
-		{Mount{Type: "overlay", Options: []string{"lowerdir=x/fs:y/fs"}, Dir: "/s"}, "/s/x/fs", true},
-		{Mount{Type: "overlay", Options: []string{"lowerdir=/abs/fs"}}, "/abs/fs", true},
-		{Mount{Type: "bind", Source: "/abs/fs", Options: []string{"rbind", "ro"}}, "", false},
-		{Mount{Type: "overlay", Options: []string{"index=off"}}, "", false},
+		{mount.Mount{Type: "overlay", Options: []string{"index=off", "lowerdir=x/fs:y/fs", "upperdir=u/fs", "workdir=u/work"}, Dir: "/s"}, "/s/u/fs", true},
+		{mount.Mount{Type: "overlay", Options: []string{"lowerdir=x/fs:y/fs"}, Dir: "/s"}, "/s/x/fs", true},
+		{mount.Mount{Type: "overlay", Options: []string{"lowerdir=/abs/fs"}}, "/abs/fs", true},
+		{mount.Mount{Type: "bind", Source: "/abs/fs", Options: []string{"rbind", "ro"}}, "", false},
+		{mount.Mount{Type: "overlay", Options: []string{"index=off"}}, "", false},
 	} {
-		got, ok := OverlayDir([]Mount{tc.m})
+		got, ok := OverlayDir([]mount.Mount{tc.m})
 		if got != tc.want || ok != tc.ok {
 			t.Errorf("OverlayDir(%v) = %q, %v; want %q, %v", tc.m.Options, got, ok, tc.want, tc.ok)
 		}

@@ -24,8 +24,8 @@
 //		_ = sn.Remove(ctx, "build-1f3a")
 //	}
 //
-// Snapshotters never mount anything themselves: they return Mounts as data
-// and the caller performs them where it wants (see MountAll).
+// Snapshotters never mount anything themselves: they return mounts as data
+// (mount.Mount) and the caller performs them where it wants (see mount.All).
 //
 // Crash safety: a record is written before the directories on create and
 // deleted before them on remove. Every active snapshot holds an flock on
@@ -41,6 +41,7 @@ import (
 	"time"
 
 	"github.com/strata-build/strata/cache/metadata"
+	"github.com/strata-build/strata/mount"
 )
 
 // ErrHasChildren is returned by Remove for a committed snapshot that other
@@ -77,11 +78,11 @@ type Usage struct {
 type Snapshotter interface {
 	// Prepare makes an active snapshot named key over parent ("" for an
 	// empty tree) and returns how to mount it read-write.
-	Prepare(ctx context.Context, key, parent string) ([]Mount, error)
+	Prepare(ctx context.Context, key, parent string) ([]mount.Mount, error)
 	// View makes a read-only active snapshot named key over parent.
-	View(ctx context.Context, key, parent string) ([]Mount, error)
+	View(ctx context.Context, key, parent string) ([]mount.Mount, error)
 	// Mounts returns how to mount an active snapshot or view again.
-	Mounts(ctx context.Context, key string) ([]Mount, error)
+	Mounts(ctx context.Context, key string) ([]mount.Mount, error)
 	// Commit makes the active snapshot key immutable under name. Its error
 	// wraps errdefs.ErrAlreadyExists if name is taken (another process won
 	// the race): the caller then Removes its key and uses name.

@@ -18,6 +18,7 @@ import (
 	"github.com/strata-build/strata/cache/metadata"
 	"github.com/strata-build/strata/internal/errdefs"
 	"github.com/strata-build/strata/internal/lockfile"
+	"github.com/strata-build/strata/mount"
 )
 
 // bucket is the metadata bucket of snapshot records, keyed by key or name.
@@ -38,7 +39,7 @@ type driver interface {
 	// parent chain, nearest first.
 	create(dir string, k Kind, chain []string) error
 	// mounts describes how to mount a snapshot of kind k.
-	mounts(dir string, k Kind, chain []string) []Mount
+	mounts(dir string, k Kind, chain []string) []mount.Mount
 }
 
 // snapshotter implements Snapshotter over a driver.
@@ -157,17 +158,17 @@ func (s *snapshotter) chainDirs(ids []string) []string {
 	return dirs
 }
 
-func (s *snapshotter) Prepare(ctx context.Context, key, parent string) ([]Mount, error) {
+func (s *snapshotter) Prepare(ctx context.Context, key, parent string) ([]mount.Mount, error) {
 	return s.create(ctx, KindActive, key, parent)
 }
 
-func (s *snapshotter) View(ctx context.Context, key, parent string) ([]Mount, error) {
+func (s *snapshotter) View(ctx context.Context, key, parent string) ([]mount.Mount, error) {
 	return s.create(ctx, KindView, key, parent)
 }
 
 // create makes an active snapshot or view: lock first, then the record,
 // then the directories, so that Sweep never sees an unlocked young one.
-func (s *snapshotter) create(ctx context.Context, k Kind, key, parent string) ([]Mount, error) {
+func (s *snapshotter) create(ctx context.Context, k Kind, key, parent string) ([]mount.Mount, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -206,7 +207,7 @@ func (s *snapshotter) create(ctx context.Context, k Kind, key, parent string) ([
 	return s.drv.mounts(dir, k, chain), nil
 }
 
-func (s *snapshotter) Mounts(ctx context.Context, key string) ([]Mount, error) {
+func (s *snapshotter) Mounts(ctx context.Context, key string) ([]mount.Mount, error) {
 	var r record
 	var ids []string
 	err := s.db.View(func(tx *bolt.Tx) error {

@@ -1,6 +1,7 @@
 package local
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -18,8 +19,9 @@ func hasMeta(p string) bool { return strings.ContainsAny(p, `*?[\`) }
 // filepath.Match syntax per path component, and a "**" component for zero or
 // more directories. Results are sorted; components without wildcards are
 // resolved like Resolve, wildcard components match directory entries and
-// never descend into symlinks.
-func Glob(root, pattern string) ([]string, error) {
+// never descend into symlinks. A cancelled ctx stops the search with
+// ctx.Err().
+func Glob(ctx context.Context, root, pattern string) ([]string, error) {
 	pattern = Clean(pattern)
 	if pattern == "." {
 		return []string{"."}, nil
@@ -43,7 +45,7 @@ func Glob(root, pattern string) ([]string, error) {
 	}
 	seen := map[string]bool{}
 	var out []string
-	err = globDir(host, RelTo(root, host), parts[i:], func(rel string) {
+	err = globDir(ctx, host, RelTo(root, host), parts[i:], func(rel string) {
 		if !seen[rel] {
 			seen[rel] = true
 			out = append(out, rel)
@@ -58,17 +60,20 @@ func Glob(root, pattern string) ([]string, error) {
 
 // globDir matches parts against the directory host, whose root-relative path
 // is rel, and reports every full match.
-func globDir(host, rel string, parts []string, found func(string)) error {
+func globDir(ctx context.Context, host, rel string, parts []string, found func(string)) error {
 	if len(parts) == 0 {
 		found(rel)
 		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err // once per path looked at: each costs an lstat anyway
 	}
 	fi, err := os.Lstat(host)
 	if err != nil || !fi.IsDir() {
 		return nil // nothing to match below a missing path or a non-directory
 	}
 	if parts[0] == "**" {
-		if err := globDir(host, rel, parts[1:], found); err != nil {
+		if err := globDir(ctx, host, rel, parts[1:], found); err != nil {
 			return err
 		}
 	}
@@ -83,7 +88,7 @@ func globDir(host, rel string, parts []string, found func(string)) error {
 		child, childRel := filepath.Join(host, name), path.Join(rel, name)
 		if parts[0] == "**" {
 			// "**" keeps consuming directories; a file may end the pattern.
-			if err := globDir(child, childRel, parts, found); err != nil {
+			if err := globDir(ctx, child, childRel, parts, found); err != nil {
 				return err
 			}
 			continue
@@ -93,7 +98,7 @@ func globDir(host, rel string, parts []string, found func(string)) error {
 			return fmt.Errorf("match pattern %q: %w", parts[0], err)
 		}
 		if ok {
-			if err := globDir(child, childRel, parts[1:], found); err != nil {
+			if err := globDir(ctx, child, childRel, parts[1:], found); err != nil {
 				return err
 			}
 		}

@@ -17,7 +17,7 @@
 //
 // One use:
 //
-//	sel, err := local.Select(local.Source{Root: dir, Excludes: patterns, Context: true}, action)
+//	sel, err := local.Select(ctx, local.Source{Root: dir, Excludes: patterns, Context: true}, action)
 //	for i := range sel.Matches {
 //		err = sel.Walk(ctx, &sel.Matches[i], func(e local.Entry) error { ...; return nil })
 //	}

@@ -76,7 +76,7 @@ func TestGlob(t *testing.T) {
 		"/x/?/d.go": {"x/y/d.go"},
 	}
 	for pattern, want := range tests {
-		got, err := Glob(root, pattern)
+		got, err := Glob(t.Context(), root, pattern)
 		if err != nil {
 			t.Fatalf("Glob(%q): %v", pattern, err)
 		}
@@ -90,7 +90,7 @@ func TestSelectNames(t *testing.T) {
 	root := t.TempDir()
 	mk(t, root, map[string]string{"a/b/c.txt": "", "a/b/d.txt": "", "top": ""})
 	a := &llb.CopyAction{Src: []string{"a/./b/*.txt", "top"}, AllowWildcard: true, Parents: true}
-	sel, err := Select(Source{Root: root}, a)
+	sel, err := Select(t.Context(), Source{Root: root}, a)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestSelectNames(t *testing.T) {
 	if diff := cmp.Diff([]string{"b/c.txt", "b/d.txt", "top"}, names); diff != "" {
 		t.Errorf("names (-want +got):\n%s", diff)
 	}
-	_, err = Select(Source{Root: root}, &llb.CopyAction{Src: []string{"a/zz"}})
+	_, err = Select(t.Context(), Source{Root: root}, &llb.CopyAction{Src: []string{"a/zz"}})
 	var nf *NotFoundError
 	if !errors.As(err, &nf) || err.Error() != `copy source "a/zz": not found: looked for /a/zz` {
 		t.Errorf("error = %v", err)

@@ -62,8 +62,10 @@ func (e Entry) Dest() string {
 
 // Select expands the Src paths of a against src. A Src that does not exist
 // (or is hidden by .dockerignore), or a wildcard that matches nothing
-// without AllowEmptyWildcard, is a *NotFoundError.
-func Select(src Source, a *llb.CopyAction) (*Selection, error) {
+// without AllowEmptyWildcard, is a *NotFoundError. A wildcard, or an
+// excluded directory that exceptions may re-include from, can take a walk
+// of much of the tree: a cancelled ctx stops it with ctx.Err().
+func Select(ctx context.Context, src Source, a *llb.CopyAction) (*Selection, error) {
 	ig, err := ignore.NewMatcher(src.Excludes)
 	if err != nil {
 		return nil, err
@@ -74,7 +76,7 @@ func Select(src Source, a *llb.CopyAction) (*Selection, error) {
 	}
 	s := &Selection{Source: src, root: filepath.Clean(src.Root), ignore: ig, exclude: ex}
 	for _, p := range a.Src {
-		ms, err := s.expand(p, a)
+		ms, err := s.expand(ctx, p, a)
 		if err != nil {
 			return nil, err
 		}
@@ -84,13 +86,13 @@ func Select(src Source, a *llb.CopyAction) (*Selection, error) {
 }
 
 // expand turns one Src into its Matches.
-func (s *Selection) expand(raw string, a *llb.CopyAction) ([]Match, error) {
+func (s *Selection) expand(ctx context.Context, raw string, a *llb.CopyAction) ([]Match, error) {
 	pivot, p := splitPivot(raw)
 	wild := a.AllowWildcard && hasMeta(p)
 	var paths []string
 	if wild {
 		var err error
-		paths, err = Glob(s.root, p)
+		paths, err = Glob(ctx, s.root, p)
 		if err != nil {
 			return nil, err
 		}
@@ -105,7 +107,7 @@ func (s *Selection) expand(raw string, a *llb.CopyAction) ([]Match, error) {
 	}
 	var out []Match
 	for _, rel := range paths {
-		m, err := s.match(raw, rel, a)
+		m, err := s.match(ctx, raw, rel, a)
 		var nf *NotFoundError
 		if wild && errors.As(err, &nf) {
 			continue // hidden by .dockerignore, or a dangling followed link
@@ -131,7 +133,7 @@ func (s *Selection) expand(raw string, a *llb.CopyAction) ([]Match, error) {
 }
 
 // match stats one root-relative path, following it when asked.
-func (s *Selection) match(raw, rel string, a *llb.CopyAction) (Match, error) {
+func (s *Selection) match(ctx context.Context, raw, rel string, a *llb.CopyAction) (Match, error) {
 	host, err := ResolveParent(s.root, rel)
 	if err != nil {
 		return Match{}, err
@@ -161,7 +163,7 @@ func (s *Selection) match(raw, rel string, a *llb.CopyAction) (Match, error) {
 		if !fi.IsDir() || !s.ignore.HasExceptions() {
 			return Match{}, &NotFoundError{Path: raw, Looked: looked, Excluded: true}
 		}
-		kids, err := s.walkDir(context.Background(), &m, host, "", nil)
+		kids, err := s.walkDir(ctx, &m, host, "", nil)
 		if err != nil {
 			return Match{}, err
 		}
@@ -208,13 +210,17 @@ func splitPivot(p string) (pivot, rest string) {
 // entry below it in lexical order, parents before children. Entries hidden
 // by .dockerignore or --exclude are left out; an excluded directory is kept
 // only when an exception re-includes something below it. Symlinks below
-// the Match are reported, never followed.
+// the Match are reported, never followed. A cancelled ctx stops the walk,
+// between two calls of fn, with ctx.Err().
 func (s *Selection) Walk(ctx context.Context, m *Match, fn func(Entry) error) error {
 	entries, err := s.AppendEntries(ctx, m, nil)
 	if err != nil {
 		return err
 	}
 	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		if err := fn(e); err != nil {
 			return err
 		}
@@ -240,8 +246,12 @@ func (s *Selection) AppendEntries(ctx context.Context, m *Match, out []Entry) ([
 	return s.walkDir(ctx, m, m.Host, "", out)
 }
 
+// checkEvery is how many entries of one directory a walk handles between
+// two looks at its context; it also looks once per directory.
+const checkEvery = 256
+
 // walkDir appends the kept entries below host, which is the Match-relative
-// directory rel, to out.
+// directory rel, to out. A cancelled ctx stops it with ctx.Err().
 func (s *Selection) walkDir(ctx context.Context, m *Match, host, rel string, out []Entry) ([]Entry, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -252,6 +262,11 @@ func (s *Selection) walkDir(ctx context.Context, m *Match, host, rel string, out
 	}
 	keepExcludedDirs := s.ignore.HasExceptions() || s.exclude.HasExceptions()
 	for i, name := range ds.names {
+		if i%checkEvery == checkEvery-1 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
 		e := Entry{Match: m, Rel: joinRel(rel, name), Host: joinHost(host, name), Info: &ds.infos[i]}
 		isDir := e.Info.IsDir()
 		excluded, err := s.excluded(e, isDir)

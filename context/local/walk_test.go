@@ -16,7 +16,7 @@ import (
 // walkAll returns "rel mode link" for every entry of every Match.
 func walkAll(t *testing.T, src Source, a *llb.CopyAction) ([]string, []Entry) {
 	t.Helper()
-	sel, err := Select(src, a)
+	sel, err := Select(t.Context(), src, a)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,8 +19,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/strata-build/strata/cache/snapshot"
 	"github.com/strata-build/strata/executor"
+	"github.com/strata-build/strata/mount"
 )
 
 // gatewayScript prints the sandbox's default gateway.
@@ -94,7 +94,7 @@ func (s *suite) testNetworkConcurrent(t *testing.T) {
 		g.Go(func() error {
 			var out strings.Builder
 			spec := executor.Spec{Root: root, Hostname: fmt.Sprintf("run%d", i), Args: []string{"/bin/sh", "-c", script},
-				Mounts: []executor.Mount{{Dest: "/shared", Mounts: []snapshot.Mount{{Type: "bind", Source: shared}}}}}
+				Mounts: []executor.Mount{{Dest: "/shared", Mounts: []mount.Mount{{Type: "bind", Source: shared}}}}}
 			err := s.e.Run(context.Background(), spec, executor.IO{Stdout: &out})
 			outs[i] = strings.TrimSpace(out.String())
 			return err

@@ -15,7 +15,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/strata-build/strata/cache/snapshot"
+	"github.com/strata-build/strata/mount"
 )
 
 // Busybox is the static busybox the root filesystems are made from.
@@ -68,7 +68,7 @@ func MakeBusyboxRootfs(t testing.TB, dir string) {
 
 // OverlayRoot returns a writable overlay over a fresh busybox tree, and its
 // upper directory, where the run's writes land.
-func OverlayRoot(t testing.TB) (mounts []snapshot.Mount, upper string) {
+func OverlayRoot(t testing.TB) (mounts []mount.Mount, upper string) {
 	t.Helper()
 	base := t.TempDir()
 	lower, upper, work := filepath.Join(base, "lower"), filepath.Join(base, "upper"), filepath.Join(base, "work")
@@ -76,7 +76,7 @@ func OverlayRoot(t testing.TB) (mounts []snapshot.Mount, upper string) {
 		must(t, os.Mkdir(d, 0o755))
 	}
 	MakeBusyboxRootfs(t, lower)
-	return []snapshot.Mount{{
+	return []mount.Mount{{
 		Type:    "overlay",
 		Source:  "overlay",
 		Options: []string{"lowerdir=" + lower, "upperdir=" + upper, "workdir=" + work},

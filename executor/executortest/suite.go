@@ -13,13 +13,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strata-build/strata/cache/snapshot"
 	"github.com/strata-build/strata/executor"
 	"github.com/strata-build/strata/executor/network"
+	"github.com/strata-build/strata/mount"
 )
 
 // NewRoot returns a fresh writable root filesystem as mounts.
-type NewRoot func(t testing.TB) []snapshot.Mount
+type NewRoot func(t testing.TB) []mount.Mount
 
 // DockerCapEff is the hex capability mask of Docker's default set.
 const DockerCapEff = "00000000a80425fb"
@@ -374,9 +374,9 @@ func (s *suite) testMounts(t *testing.T) {
 	data := t.TempDir()
 	must(t, os.WriteFile(filepath.Join(data, "f"), []byte("host data\n"), 0o644))
 	spec := executor.Spec{Mounts: []executor.Mount{
-		{Dest: "/data/ro", Mounts: []snapshot.Mount{{Type: "bind", Source: data, Options: []string{"ro"}}}},
-		{Dest: "/scratch", Mounts: []snapshot.Mount{{Type: "tmpfs", Source: "tmpfs", Options: []string{"size=1m"}}}},
-		{Dest: "/data", Mounts: []snapshot.Mount{{Type: "tmpfs", Source: "tmpfs"}}},
+		{Dest: "/data/ro", Mounts: []mount.Mount{{Type: "bind", Source: data, Options: []string{"ro"}}}},
+		{Dest: "/scratch", Mounts: []mount.Mount{{Type: "tmpfs", Source: "tmpfs", Options: []string{"size=1m"}}}},
+		{Dest: "/data", Mounts: []mount.Mount{{Type: "tmpfs", Source: "tmpfs"}}},
 	}}
 	out := s.sh(t, spec, "cat /data/ro/f; echo x > /scratch/y && cat /scratch/y; touch /data/ro/g 2>/dev/null || echo ro")
 	if out != "host data\nx\nro\n" {
@@ -390,7 +390,7 @@ func (s *suite) testMounts(t *testing.T) {
 func (s *suite) testWritesLandInRoot(t *testing.T) {
 	root := s.newRoot(t)
 	s.sh(t, executor.Spec{Root: root}, "echo hello > /newfile && mkdir -p /a/b && chown 1000:1000 /a/b && rm /etc/group")
-	err := snapshot.WithTempMount(t.TempDir(), root, func(dir string) error {
+	err := mount.WithTemp(t.TempDir(), root, func(dir string) error {
 		data, err := os.ReadFile(filepath.Join(dir, "newfile"))
 		if err != nil || string(data) != "hello\n" {
 			t.Errorf("newfile: %q, %v", data, err)
@@ -468,8 +468,8 @@ func (s *suite) testNoMountLeak(t *testing.T) {
 	root := s.newRoot(t)
 	src := t.TempDir()
 	spec := executor.Spec{Root: root, Mounts: []executor.Mount{
-		{Dest: "/mnt/src", Mounts: []snapshot.Mount{{Type: "bind", Source: src}}},
-		{Dest: "/mnt/tmp", Mounts: []snapshot.Mount{{Type: "tmpfs", Source: "tmpfs"}}},
+		{Dest: "/mnt/src", Mounts: []mount.Mount{{Type: "bind", Source: src}}},
+		{Dest: "/mnt/tmp", Mounts: []mount.Mount{{Type: "tmpfs", Source: "tmpfs"}}},
 	}}
 	s.sh(t, spec, "true")
 	_, _, _ = s.run(t, executor.Spec{Root: root, Args: []string{"/bin/sh", "-c", "exit 7"}}, "")

@@ -16,8 +16,8 @@ import (
 	"github.com/moby/sys/user"
 	"github.com/opencontainers/runtime-spec/specs-go"
 
-	"github.com/strata-build/strata/cache/snapshot"
 	"github.com/strata-build/strata/executor"
+	"github.com/strata-build/strata/mount"
 )
 
 // config translates spec into the bundle's runtime-spec, creating in the
@@ -229,7 +229,7 @@ func (b *bundle) userMount(m executor.Mount) ([]specs.Mount, error) {
 
 // specMount translates a snapshot mount; relative paths in its options
 // become absolute, as runc mounts from its own working directory.
-func specMount(dest string, m snapshot.Mount) specs.Mount {
+func specMount(dest string, m mount.Mount) specs.Mount {
 	opts := make([]string, 0, len(m.Options)+1)
 	for _, o := range m.Options {
 		if k, v, ok := strings.Cut(o, "="); ok && m.Dir != "" && (k == "lowerdir" || k == "upperdir" || k == "workdir") {

@@ -47,9 +47,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/strata-build/strata/cache/snapshot"
 	"github.com/strata-build/strata/executor"
 	"github.com/strata-build/strata/executor/network"
+	"github.com/strata-build/strata/mount"
 )
 
 // Options configures a Runtime.
@@ -141,7 +141,7 @@ func (r *Runtime) Run(ctx context.Context, spec executor.Spec, sio executor.IO) 
 	}
 	defer func() {
 		b.removeStubs()
-		if uerr := snapshot.Unmount(b.rootfs); uerr != nil && err == nil {
+		if uerr := mount.Unmount(b.rootfs); uerr != nil && err == nil {
 			err = fmt.Errorf("run %s: %w", name, uerr)
 		}
 	}()
@@ -172,12 +172,12 @@ func (r *Runtime) Run(ctx context.Context, spec executor.Spec, sio executor.IO) 
 
 // mountRoot mounts ms on dir as a private mount, so that nothing mounted
 // under it propagates to or from the host's other mounts.
-func mountRoot(ms []snapshot.Mount, dir string) error {
-	if err := snapshot.MountAll(ms, dir); err != nil {
+func mountRoot(ms []mount.Mount, dir string) error {
+	if err := mount.All(ms, dir); err != nil {
 		return err
 	}
 	if err := unix.Mount("", dir, "", unix.MS_PRIVATE|unix.MS_REC, ""); err != nil {
-		_ = snapshot.Unmount(dir)
+		_ = mount.Unmount(dir)
 		return fmt.Errorf("make %s private: %w", dir, err)
 	}
 	return nil

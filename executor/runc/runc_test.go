@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strata-build/strata/cache/snapshot"
 	"github.com/strata-build/strata/executor"
 	"github.com/strata-build/strata/executor/executortest"
 	"github.com/strata-build/strata/executor/runc"
+	"github.com/strata-build/strata/mount"
 )
 
 func requireRunc(t testing.TB) {
@@ -37,7 +37,7 @@ func newRuntime(t testing.TB) (*runc.Runtime, string) {
 	return rt, state
 }
 
-func overlayRoot(t testing.TB) []snapshot.Mount {
+func overlayRoot(t testing.TB) []mount.Mount {
 	ms, _ := executortest.OverlayRoot(t)
 	return ms
 }
@@ -53,7 +53,7 @@ func TestRuncCleansUp(t *testing.T) {
 	rt, state := newRuntime(t)
 	root, upper := executortest.OverlayRoot(t)
 	spec := executor.Spec{Root: root, Args: []string{"/bin/sh", "-c", "echo hi > /tmp/out"},
-		Mounts: []executor.Mount{{Dest: "/mnt/a/b", Mounts: []snapshot.Mount{{Type: "tmpfs", Source: "tmpfs"}}}}}
+		Mounts: []executor.Mount{{Dest: "/mnt/a/b", Mounts: []mount.Mount{{Type: "tmpfs", Source: "tmpfs"}}}}}
 	if err := rt.Run(context.Background(), spec, executor.IO{}); err != nil {
 		t.Fatal(err)
 	}

@@ -13,8 +13,8 @@ import (
 
 	"github.com/moby/sys/mountinfo"
 
-	"github.com/strata-build/strata/cache/snapshot"
 	"github.com/strata-build/strata/internal/lockfile"
+	"github.com/strata-build/strata/mount"
 )
 
 // Each Runtime owns a directory StateDir/runc/NAME (NAME: the process id and
@@ -107,7 +107,7 @@ func sweepOne(bin, own string) error {
 	}
 	sort.Slice(mounts, func(i, j int) bool { return len(mounts[i].Mountpoint) > len(mounts[j].Mountpoint) })
 	for _, m := range mounts {
-		if err := snapshot.Unmount(m.Mountpoint); err != nil {
+		if err := mount.Unmount(m.Mountpoint); err != nil {
 			return err
 		}
 	}

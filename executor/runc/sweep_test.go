@@ -14,10 +14,10 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/strata-build/strata/cache/snapshot"
 	"github.com/strata-build/strata/executor"
 	"github.com/strata-build/strata/executor/executortest"
 	"github.com/strata-build/strata/executor/runc"
+	"github.com/strata-build/strata/mount"
 )
 
 // helperEnv makes the test binary a strata process that runs one
@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 }
 
 func helper(state string) int {
-	var root []snapshot.Mount
+	var root []mount.Mount
 	if err := json.Unmarshal([]byte(os.Getenv(helperRoot)), &root); err != nil {
 		return 2
 	}

@@ -50,6 +50,12 @@ type Options struct {
 	ContextExcludes []string // .dockerignore patterns, copied into the local SourceOp
 	NoCacheFilter   []string // stage names whose vertices get Meta.IgnoreCache
 	SourceDateEpoch *time.Time
+	// Network is the network of RUN steps without --network (or with
+	// --network=default): llb.NetDefault, llb.NetNone or llb.NetHost.
+	Network llb.NetMode
+	// ExtraHosts are "name=ip" entries (--add-host) added, in this order,
+	// to the /etc/hosts of every RUN step.
+	ExtraHosts []string
 }
 
 // Result is the converted target stage.
@@ -117,6 +123,9 @@ func Convert(ctx context.Context, opts Options) (*Result, error) {
 	if opts.Filename == "" {
 		opts.Filename = "Dockerfile"
 	}
+	if err := checkRunOptions(opts); err != nil {
+		return nil, err
+	}
 	c := &converter{
 		opts:     opts,
 		lines:    strings.Split(string(opts.Dockerfile), "\n"),
@@ -133,6 +142,22 @@ func Convert(ctx context.Context, opts Options) (*Result, error) {
 		return nil, c.newError(err, nil)
 	}
 	return res, nil
+}
+
+// checkRunOptions rejects a Network or an ExtraHosts entry the executor
+// would not understand, before they enter any digest.
+func checkRunOptions(opts Options) error {
+	switch opts.Network {
+	case llb.NetDefault, llb.NetNone, llb.NetHost:
+	default:
+		return fmt.Errorf("unsupported network mode %q", opts.Network)
+	}
+	for _, h := range opts.ExtraHosts {
+		if name, ip, ok := strings.Cut(h, "="); !ok || name == "" || ip == "" {
+			return fmt.Errorf("invalid extra host %q: want name=ip", h)
+		}
+	}
+	return nil
 }
 
 func (c *converter) convert(ctx context.Context) (*Result, error) {

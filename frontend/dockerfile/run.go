@@ -32,12 +32,16 @@ func (c *converter) dispatchRun(s *stage, x *instructions.RunCommand, cmd comman
 	}
 	switch n := instructions.GetNetwork(x); n {
 	case "", instructions.NetworkDefault:
+		exec.Network = c.opts.Network
 	case instructions.NetworkNone:
 		exec.Network = llb.NetNone
 	case instructions.NetworkHost:
 		exec.Network = llb.NetHost
 	default:
 		return fmt.Errorf("unsupported network mode %q", n)
+	}
+	if len(c.opts.ExtraHosts) > 0 {
+		exec.ExtraHosts = append(exec.ExtraHosts, c.opts.ExtraHosts...)
 	}
 	switch sec := instructions.GetSecurity(x); sec {
 	case "", instructions.SecuritySandbox:

@@ -9,9 +9,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/strata-build/strata/cache/snapshot"
 	"github.com/strata-build/strata/executor"
 	"github.com/strata-build/strata/llb"
+	"github.com/strata-build/strata/mount"
 	"github.com/strata-build/strata/solver"
 )
 
@@ -88,7 +88,7 @@ func (o *execOp) Exec(ctx context.Context, inputs []solver.Result) (solver.Resul
 }
 
 // spec builds the executor spec of the step, preparing its mounts into ms.
-func (o *execOp) spec(ctx context.Context, rootMounts []snapshot.Mount, inputs []solver.Result, ms *mountSet) (executor.Spec, error) {
+func (o *execOp) spec(ctx context.Context, rootMounts []mount.Mount, inputs []solver.Result, ms *mountSet) (executor.Spec, error) {
 	spec := executor.Spec{
 		Args:     o.op.Args,
 		Env:      append(slices.Clone(o.op.Env), o.op.ProxyEnv...),
@@ -188,7 +188,7 @@ func (o *execOp) mount(ctx context.Context, m llb.Mount, inputs []solver.Result,
 		if m.Tmpfs != nil && m.Tmpfs.Size > 0 {
 			opts = append(opts, "size="+strconv.FormatInt(m.Tmpfs.Size, 10))
 		}
-		return executor.Mount{Dest: m.Dest, Mounts: []snapshot.Mount{{Type: "tmpfs", Source: "tmpfs", Options: opts}}}, true, nil
+		return executor.Mount{Dest: m.Dest, Mounts: []mount.Mount{{Type: "tmpfs", Source: "tmpfs", Options: opts}}}, true, nil
 	case llb.MountCache:
 		em, release, err = o.cacheMount(ctx, m, inputs)
 	case llb.MountBind:

@@ -10,8 +10,8 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 
-	"github.com/strata-build/strata/cache/snapshot"
 	"github.com/strata-build/strata/llb"
+	"github.com/strata-build/strata/mount"
 	"github.com/strata-build/strata/solver"
 	"github.com/strata-build/strata/solver/ops/fileop"
 )
@@ -124,7 +124,7 @@ func (o *fileOp) Exec(ctx context.Context, inputs []solver.Result) (solver.Resul
 		return nil, err
 	}
 	defer release()
-	err = snapshot.WithTempMount(o.w.TempDir, mounts, func(dest string) error {
+	err = mount.WithTemp(o.w.TempDir, mounts, func(dest string) error {
 		for _, a := range o.op.Actions {
 			if err := o.apply(ctx, dest, a, inputs, reuse); err != nil {
 				return err

@@ -10,6 +10,7 @@ import (
 
 	"github.com/strata-build/strata/cache/snapshot"
 	"github.com/strata-build/strata/internal/errdefs"
+	"github.com/strata-build/strata/mount"
 	"github.com/strata-build/strata/solver"
 	"github.com/strata-build/strata/solver/ops/fileop"
 )
@@ -56,7 +57,7 @@ func (o *fileOp) reuseKey(parent string) string {
 // the copy into the active snapshot with mounts may reuse its files (nil
 // when there is nothing to reuse) and a release func, which keeps the
 // earlier snapshot from being removed until it is called.
-func (o *fileOp) reuse(ctx context.Context, parent string, mounts []snapshot.Mount) (*fileop.Reuse, func(), error) {
+func (o *fileOp) reuse(ctx context.Context, parent string, mounts []mount.Mount) (*fileop.Reuse, func(), error) {
 	none := func() {}
 	files, ok := o.reusable(parent)
 	upper, isOverlay := snapshot.OverlayDir(mounts)

@@ -13,8 +13,8 @@ import (
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 
-	"github.com/strata-build/strata/cache/snapshot"
 	"github.com/strata-build/strata/llb"
+	"github.com/strata-build/strata/mount"
 	"github.com/strata-build/strata/solver"
 	"github.com/strata-build/strata/solver/ops/fileop"
 )
@@ -166,7 +166,7 @@ func (o *gitOp) Exec(ctx context.Context, _ []solver.Result) (solver.Result, err
 	if err != nil {
 		return nil, fmt.Errorf("prepare: %w", err)
 	}
-	err = snapshot.WithTempMount(o.w.TempDir, mounts, func(dest string) error {
+	err = mount.WithTemp(o.w.TempDir, mounts, func(dest string) error {
 		a := &llb.CopyAction{Src: []string{"/"}, Dest: "/", CopyDirContents: true}
 		return fileop.Copy(ctx, fileop.Source{Root: root}, dest, a)
 	})

@@ -16,8 +16,8 @@ import (
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/strata-build/strata/cache"
-	"github.com/strata-build/strata/cache/snapshot"
 	"github.com/strata-build/strata/llb"
+	"github.com/strata-build/strata/mount"
 	"github.com/strata-build/strata/solver"
 )
 
@@ -149,7 +149,7 @@ func (o *httpOp) Exec(ctx context.Context, _ []solver.Result) (solver.Result, er
 	if err != nil {
 		return nil, fmt.Errorf("prepare: %w", err)
 	}
-	err = snapshot.WithTempMount(o.w.TempDir, mounts, func(root string) error {
+	err = mount.WithTemp(o.w.TempDir, mounts, func(root string) error {
 		return o.write(ctx, filepath.Join(root, name), f)
 	})
 	if err != nil {

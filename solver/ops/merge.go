@@ -6,8 +6,8 @@ import (
 
 	"github.com/strata-build/strata/cache"
 	"github.com/strata-build/strata/cache/layer"
-	"github.com/strata-build/strata/cache/snapshot"
 	"github.com/strata-build/strata/llb"
+	"github.com/strata-build/strata/mount"
 	"github.com/strata-build/strata/solver"
 )
 
@@ -96,7 +96,7 @@ func nonScratch(refs []*Ref) []*Ref {
 
 // applyLayer unpacks a layer blob into an active snapshot and checks its
 // diff ID.
-func (w *Worker) applyLayer(ctx context.Context, mounts []snapshot.Mount, l cache.Layer) error {
+func (w *Worker) applyLayer(ctx context.Context, mounts []mount.Mount, l cache.Layer) error {
 	f, err := w.Content.Open(ctx, l.Blob.Digest)
 	if err != nil {
 		return fmt.Errorf("open layer %s: %w", l.Blob.Digest, err)

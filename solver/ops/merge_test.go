@@ -13,6 +13,7 @@ import (
 	"github.com/strata-build/strata/cache/snapshot"
 	"github.com/strata-build/strata/internal/testutil"
 	"github.com/strata-build/strata/llb"
+	"github.com/strata-build/strata/mount"
 	"github.com/strata-build/strata/solver"
 )
 
@@ -55,7 +56,7 @@ func commitTree(t *testing.T, w *Worker, parent string, fn func(root string) err
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := snapshot.WithTempMount(w.TempDir, ms, fn); err != nil {
+	if err := mount.WithTemp(w.TempDir, ms, fn); err != nil {
 		t.Fatal(err)
 	}
 	ref, err := w.commit(ctx, active)

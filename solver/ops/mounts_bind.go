@@ -10,10 +10,10 @@ import (
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 
-	"github.com/strata-build/strata/cache/snapshot"
 	"github.com/strata-build/strata/executor"
 	"github.com/strata-build/strata/internal/errdefs"
 	"github.com/strata-build/strata/llb"
+	"github.com/strata-build/strata/mount"
 	"github.com/strata-build/strata/solver"
 )
 
@@ -34,7 +34,7 @@ func (o *execOp) bindMount(ctx context.Context, m llb.Mount, inputs []solver.Res
 		return o.bindDir(m, ref.Dir)
 	}
 	key := randomID("bind-")
-	var mounts []snapshot.Mount
+	var mounts []mount.Mount
 	var err error
 	if m.Readonly {
 		mounts, err = o.w.Snapshotter.View(ctx, key, ref.Snapshot)
@@ -54,11 +54,11 @@ func (o *execOp) bindMount(ctx context.Context, m llb.Mount, inputs []solver.Res
 		return executor.Mount{}, nil, fmt.Errorf("mount %s: %w", m.Dest, err)
 	}
 	release := func() {
-		_ = snapshot.Unmount(dir)
+		_ = mount.Unmount(dir)
 		_ = os.Remove(dir)
 		removeSnap()
 	}
-	if err := snapshot.MountAll(mounts, dir); err != nil {
+	if err := mount.All(mounts, dir); err != nil {
 		release()
 		return executor.Mount{}, nil, fmt.Errorf("mount %s: %w", m.Dest, err)
 	}
@@ -67,7 +67,7 @@ func (o *execOp) bindMount(ctx context.Context, m llb.Mount, inputs []solver.Res
 		release()
 		return executor.Mount{}, nil, err
 	}
-	return executor.Mount{Dest: m.Dest, Mounts: []snapshot.Mount{{Type: "bind", Source: src, Options: bindOptions(m.Readonly)}}}, release, nil
+	return executor.Mount{Dest: m.Dest, Mounts: []mount.Mount{{Type: "bind", Source: src, Options: bindOptions(m.Readonly)}}}, release, nil
 }
 
 // bindDir binds a subpath of a host directory (the build context), which
@@ -78,7 +78,7 @@ func (o *execOp) bindDir(m llb.Mount, dir string) (executor.Mount, func(), error
 	if err != nil {
 		return executor.Mount{}, nil, err
 	}
-	ro := executor.Mount{Dest: m.Dest, Mounts: []snapshot.Mount{{Type: "bind", Source: src, Options: bindOptions(true)}}}
+	ro := executor.Mount{Dest: m.Dest, Mounts: []mount.Mount{{Type: "bind", Source: src, Options: bindOptions(true)}}}
 	if m.Readonly {
 		return ro, nil, nil
 	}
@@ -98,7 +98,7 @@ func (o *execOp) bindDir(m llb.Mount, dir string) (executor.Mount, func(), error
 			release()
 			return executor.Mount{}, nil, fmt.Errorf("bind mount source %s: %w", m.Selector, err)
 		}
-		return executor.Mount{Dest: m.Dest, Mounts: []snapshot.Mount{{Type: "bind", Source: cp, Options: bindOptions(false)}}}, release, nil
+		return executor.Mount{Dest: m.Dest, Mounts: []mount.Mount{{Type: "bind", Source: cp, Options: bindOptions(false)}}}, release, nil
 	}
 	upper, work := filepath.Join(tmp, "upper"), filepath.Join(tmp, "work")
 	for _, d := range []string{upper, work} {
@@ -107,8 +107,8 @@ func (o *execOp) bindDir(m llb.Mount, dir string) (executor.Mount, func(), error
 			return executor.Mount{}, nil, fmt.Errorf("mount %s: %w", m.Dest, err)
 		}
 	}
-	ov := snapshot.Mount{Type: "overlay", Source: "overlay", Options: []string{"lowerdir=" + src, "upperdir=" + upper, "workdir=" + work}}
-	return executor.Mount{Dest: m.Dest, Mounts: []snapshot.Mount{ov}}, release, nil
+	ov := mount.Mount{Type: "overlay", Source: "overlay", Options: []string{"lowerdir=" + src, "upperdir=" + upper, "workdir=" + work}}
+	return executor.Mount{Dest: m.Dest, Mounts: []mount.Mount{ov}}, release, nil
 }
 
 func bindOptions(readonly bool) []string {

@@ -13,6 +13,7 @@ import (
 	"github.com/strata-build/strata/executor"
 	"github.com/strata-build/strata/internal/lockfile"
 	"github.com/strata-build/strata/llb"
+	"github.com/strata-build/strata/mount"
 	"github.com/strata-build/strata/solver"
 )
 
@@ -53,7 +54,7 @@ func (o *execOp) cacheMount(ctx context.Context, m llb.Mount, inputs []solver.Re
 		release()
 		return executor.Mount{}, nil, fmt.Errorf("cache mount %s (id %s): %w", m.Dest, cm.ID, err)
 	}
-	return executor.Mount{Dest: m.Dest, Mounts: []snapshot.Mount{{Type: "bind", Source: dir, Options: bindOptions(m.Readonly)}}}, release, nil
+	return executor.Mount{Dest: m.Dest, Mounts: []mount.Mount{{Type: "bind", Source: dir, Options: bindOptions(m.Readonly)}}}, release, nil
 }
 
 // lockCache picks the directory of a cache mount under its sharing mode and

@@ -12,9 +12,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/strata-build/strata/cache/snapshot"
 	"github.com/strata-build/strata/executor"
 	"github.com/strata-build/strata/llb"
+	"github.com/strata-build/strata/mount"
 )
 
 // secretMount exposes a build secret as a read-only file at the mount's
@@ -39,7 +39,7 @@ func (o *execOp) secretMount(m llb.Mount) (executor.Mount, func(), error) {
 		return executor.Mount{}, nil, fmt.Errorf("secret %q: %w", sm.ID, err)
 	}
 	release := func() {
-		_ = snapshot.Unmount(dir)
+		_ = mount.Unmount(dir)
 		_ = os.RemoveAll(dir)
 	}
 	size := (len(data)/4096 + 2) * 4096
@@ -56,7 +56,7 @@ func (o *execOp) secretMount(m llb.Mount) (executor.Mount, func(), error) {
 		release()
 		return executor.Mount{}, nil, fmt.Errorf("secret %q: %w", sm.ID, err)
 	}
-	return executor.Mount{Dest: m.Dest, Mounts: []snapshot.Mount{{Type: "bind", Source: file, Options: []string{"bind", "ro"}}}}, release, nil
+	return executor.Mount{Dest: m.Dest, Mounts: []mount.Mount{{Type: "bind", Source: file, Options: []string{"bind", "ro"}}}}, release, nil
 }
 
 // secretEnv returns the NAME=value entries of the step's env secrets. A
@@ -142,7 +142,7 @@ func (o *execOp) sshMount(m llb.Mount) (executor.Mount, func(), error) {
 		release()
 		return executor.Mount{}, nil, fmt.Errorf("ssh agent %q: %w", sm.ID, err)
 	}
-	return executor.Mount{Dest: m.Dest, Mounts: []snapshot.Mount{{Type: "bind", Source: sock, Options: []string{"bind"}}}}, release, nil
+	return executor.Mount{Dest: m.Dest, Mounts: []mount.Mount{{Type: "bind", Source: sock, Options: []string{"bind"}}}}, release, nil
 }
 
 // agentProxy forwards connections on a unix socket to another one.

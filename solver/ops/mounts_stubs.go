@@ -9,9 +9,8 @@ import (
 	"strings"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/strata-build/strata/mount"
 	"golang.org/x/sys/unix"
-
-	"github.com/strata-build/strata/cache/snapshot"
 )
 
 // stubs are the mount points a step's root lacks: the sandbox creates them
@@ -25,7 +24,7 @@ type stubs struct {
 
 // findStubs mounts root on a temp dir and records which components of each
 // dest are missing from it.
-func (w *Worker) findStubs(root []snapshot.Mount, dests []string) (*stubs, error) {
+func (w *Worker) findStubs(root []mount.Mount, dests []string) (*stubs, error) {
 	st := &stubs{parents: map[string]unix.Timespec{}}
 	dests = slices.DeleteFunc(slices.Clone(dests), func(d string) bool {
 		// The sandbox's /dev is a tmpfs of its own: nothing below it is
@@ -35,7 +34,7 @@ func (w *Worker) findStubs(root []snapshot.Mount, dests []string) (*stubs, error
 	if len(dests) == 0 {
 		return st, nil
 	}
-	err := snapshot.WithTempMount(w.TempDir, root, func(dir string) error {
+	err := mount.WithTemp(w.TempDir, root, func(dir string) error {
 		seen := map[string]bool{}
 		for _, d := range dests {
 			parent := "/"
@@ -77,11 +76,11 @@ func (w *Worker) findStubs(root []snapshot.Mount, dests []string) (*stubs, error
 // removeStubs removes, deepest first, the mount points the root lacked
 // before the step, unless the step put something in them, and restores the
 // modification times of their parents.
-func (w *Worker) removeStubs(root []snapshot.Mount, st *stubs) error {
+func (w *Worker) removeStubs(root []mount.Mount, st *stubs) error {
 	if len(st.paths) == 0 {
 		return nil
 	}
-	err := snapshot.WithTempMount(w.TempDir, root, func(dir string) error {
+	err := mount.WithTemp(w.TempDir, root, func(dir string) error {
 		for _, p := range st.paths {
 			host, err := securejoin.SecureJoin(dir, p)
 			if err != nil {

@@ -26,6 +26,7 @@ import (
 	"github.com/strata-build/strata/executor"
 	"github.com/strata-build/strata/internal/progress"
 	"github.com/strata-build/strata/llb"
+	"github.com/strata-build/strata/mount"
 	"github.com/strata-build/strata/solver"
 )
 
@@ -141,7 +142,7 @@ func (w *Worker) withView(ctx context.Context, ref *Ref, fn func(root string) er
 		return fmt.Errorf("view snapshot %s: %w", ref.Snapshot, err)
 	}
 	defer w.Snapshotter.Remove(context.WithoutCancel(ctx), key)
-	return snapshot.WithTempMount(w.TempDir, mounts, fn)
+	return mount.WithTemp(w.TempDir, mounts, fn)
 }
 
 // logWriter turns a step's output into progress events.

@@ -132,7 +132,7 @@ func Rm(ctx context.Context, destRoot string, a *llb.RmAction) error {
 	paths := []string{local.Clean(a.Path)}
 	if a.AllowWildcard && strings.ContainsAny(a.Path, `*?[\`) {
 		var err error
-		if paths, err = local.Glob(destRoot, a.Path); err != nil {
+		if paths, err = local.Glob(ctx, destRoot, a.Path); err != nil {
 			return fmt.Errorf("rm %s: %w", a.Path, err)
 		}
 	}

@@ -71,7 +71,7 @@ const defaultWorkers = 4
 
 // CopyWith is Copy with options.
 func CopyWith(ctx context.Context, src Source, destRoot string, a *llb.CopyAction, opts CopyOptions) error {
-	sel, err := local.Select(src, a)
+	sel, err := local.Select(ctx, src, a)
 	if err != nil {
 		return err
 	}

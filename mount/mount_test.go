@@ -1,0 +1,84 @@
+package mount
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestPath(t *testing.T) {
+	for _, tc := range []struct {
+		m    Mount
+		p    string
+		want string
+	}{
+		{Mount{}, "x/fs", "x/fs"},
+		{Mount{Dir: "/s"}, "x/fs", "/s/x/fs"},
+		{Mount{Dir: "/s"}, "/abs/fs", "/abs/fs"},
+	} {
+		if got := tc.m.Path(tc.p); got != tc.want {
+			t.Errorf("%+v.Path(%q) = %q, want %q", tc.m, tc.p, got, tc.want)
+		}
+	}
+}
+
+func needRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting needs root")
+	}
+}
+
+// A read-only bind is read-only once mounted, and WithTemp leaves nothing
+// mounted or behind.
+func TestWithTempReadOnlyBind(t *testing.T) {
+	needRoot(t)
+	src, tmp := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "f"), []byte("data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var root string
+	err := WithTemp(tmp, []Mount{{Type: "bind", Source: src, Options: []string{"rbind", "ro"}}}, func(r string) error {
+		root = r
+		if b, err := os.ReadFile(filepath.Join(r, "f")); err != nil || string(b) != "data" {
+			t.Errorf("read through the bind: %q, %v", b, err)
+		}
+		if err := os.WriteFile(filepath.Join(r, "g"), nil, 0o644); !errors.Is(err, unix.EROFS) {
+			t.Errorf("write to a read-only bind: %v, want EROFS", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(root); !os.IsNotExist(err) {
+		t.Errorf("temporary mount point %s left behind: %v", root, err)
+	}
+}
+
+// With Dir set, relative paths are taken from Dir.
+func TestRelativeToDir(t *testing.T) {
+	needRoot(t)
+	base, target := t.TempDir(), t.TempDir()
+	if err := os.MkdirAll(filepath.Join(base, "src"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(base, "src", "f"), []byte("rel"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := All([]Mount{{Type: "bind", Source: "src", Dir: base}}, target); err != nil {
+		t.Fatal(err)
+	}
+	defer Unmount(target)
+	if b, err := os.ReadFile(filepath.Join(target, "f")); err != nil || string(b) != "rel" {
+		t.Errorf("read through the bind: %q, %v", b, err)
+	}
+	if err := Unmount(target); err != nil {
+		t.Fatal(err)
+	}
+	if err := Unmount(target); err != nil {
+		t.Errorf("Unmount of a path that is no mount point: %v", err)
+	}
+}
