@@ -3,6 +3,7 @@ module github.com/strata-build/strata
 go 1.26.8
 
 require (
+	github.com/containerd/continuity v0.5.0
 	github.com/cyphar/filepath-securejoin v0.7.0
 	github.com/elastic/go-seccomp-bpf v1.6.0
 	github.com/google/go-cmp v0.7.0
