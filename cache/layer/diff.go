@@ -287,6 +287,24 @@ type change struct {
 
 // diffTrees compares the tree upper against lower ("" = empty) and writes
 // the changes.
+//
+// It is strata's own and not continuity's fs.Changes, whose double walk
+// compares files much as diffTrees does but, of the xattrs, only
+// security.capability, and directories by mode and owner without mtime: a
+// layer made with it loses a change of any other xattr (setfattr) and of
+// a directory's mtime alone, and applying it does not give the tree back.
+// TestTreeDiffAgainstContinuity runs diffCases both ways; continuityMisses
+// lists those two. fs.Changes also leaves out the unchanged parents of a
+// change, and orders a whiteout by the name it hides, which its caller
+// must redo. It is not faster either: BenchmarkTreeDiff (20000 files, 3%
+// changed; benchstat of 12 runs on 2 shared cores; fs.Changes walks the
+// two trees in parallel goroutines):
+//
+//	            diffTrees  fs.Changes
+//	wall        664.7ms    621.3ms   ~     (p=0.378)
+//	CPU         355.2ms    560.2ms   +58%  (p=0.000)
+//	allocated   20.13MiB   33.95MiB  +69%
+//	allocs      268.5k     571.3k    +113%
 func diffTrees(ctx context.Context, t *tarWriter, lower, upper string) error {
 	var changes []change
 	if err := compareDir(ctx, lower, upper, "", &changes); err != nil {

@@ -148,6 +148,21 @@ func copyXattrs(src, dst string) error {
 // diskUsage sums the allocated blocks and inodes under dir, counting each
 // hard-linked file once: files already in seen are not counted, and those
 // counted are added to it.
+//
+// It is strata's own and not continuity's fs.DiskUsage(ctx, roots...),
+// which also counts 512-byte blocks, follows ctx and counts a link once
+// across roots, but returns one total for all roots: UsageOf must say
+// which snapshot holds what (TestUsageOfCountsLinksOnce). It is also
+// lighter: fs.DiskUsage keeps every inode in a map, diskUsage only those
+// with more than one link. BenchmarkDiskUsage (20000 files of 200 bytes,
+// 500 more links; benchstat of 12 runs on 2 shared cores):
+//
+//	            diskUsage  fs.DiskUsage
+//	wall        88.66ms    108.08ms  +22% (p=0.000)
+//	CPU         91.42ms    107.20ms  +17% (p=0.000)
+//	allocated   4.00MiB    8.44MiB   +111%
+//
+// (under heavier load the times were even, p=0.53; the memory never is).
 func diskUsage(ctx context.Context, dir string, seen map[fileID]bool) (Usage, error) {
 	var u Usage
 	err := filepath.WalkDir(dir, func(p string, _ os.DirEntry, err error) error {
