@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-build/strata/cache/snapshot"
+	"github.com/strata-build/strata/mount"
 )
 
 // treeDiffFunc compares the tree upper against lower ("" = empty) and
@@ -77,7 +78,7 @@ func continuityDiff(ctx context.Context, t *tarWriter, lower, upper string) erro
 }
 
 // writeTreeDiff is WriteDiff for a bind upper, comparing the trees with diff.
-func writeTreeDiff(ctx context.Context, lower, upper []snapshot.Mount, diff treeDiffFunc) ([]byte, error) {
+func writeTreeDiff(ctx context.Context, lower, upper []mount.Mount, diff treeDiffFunc) ([]byte, error) {
 	src, ok := bindSource(upper)
 	if !ok {
 		return nil, fmt.Errorf("upper %v is not a bind mount", upper)
@@ -99,9 +100,9 @@ func (s *store) commitWith(t *testing.T, name, parent string, fn func(root strin
 	ctx := context.Background()
 	ms, err := s.sn.Prepare(ctx, "build-"+name, parent)
 	must(t, err)
-	must(t, snapshot.WithTempMount(t.TempDir(), ms, func(root string) error { fn(root); return nil }))
+	must(t, mount.WithTemp(t.TempDir(), ms, func(root string) error { fn(root); return nil }))
 	var layer []byte
-	s.withView(t, parent, func(lower []snapshot.Mount) {
+	s.withView(t, parent, func(lower []mount.Mount) {
 		layer, err = writeTreeDiff(ctx, lower, ms, diff)
 		must(t, err)
 	})
