@@ -25,7 +25,11 @@
 //
 // One pull: blobs first, then manifests, then the index, then the tag, so a
 // crash at any moment leaves at most unreferenced blobs, never a tag whose
-// content is missing.
+// content is missing. What a registry sends is bounded and checked: a
+// manifest or index holds at most 4 MiB, a config at most 8 MiB, a layer
+// the size its manifest gives; every manifest and blob must have the digest
+// it is fetched by, and a manifest fetched by tag the digest the registry
+// announces (Docker-Content-Digest).
 package registry
 
 import (
@@ -199,7 +203,11 @@ func (p *Puller) pull(ctx context.Context, ep hosts.Endpoint, r name.Reference, 
 	if err != nil {
 		return Result{}, err
 	}
-	pl, err := remote.NewPuller(append(ep.RemoteOptions(), remote.WithContext(ctx))...)
+	// The endpoint's options, with its transport under a guard that bounds
+	// and checks the manifests as they arrive (a later WithTransport
+	// replaces the earlier).
+	opts := append(ep.RemoteOptions(), remote.WithTransport(manifestGuard{inner: ep.Transport}), remote.WithContext(ctx))
+	pl, err := remote.NewPuller(opts...)
 	if err != nil {
 		return Result{}, err
 	}
