@@ -19,6 +19,7 @@ import (
 	"github.com/strata-build/strata/cache/images"
 	"github.com/strata-build/strata/internal/errdefs"
 	"github.com/strata-build/strata/internal/progress"
+	"github.com/strata-build/strata/registry/hosts"
 )
 
 // Pusher pushes images from a content store to registries.
@@ -35,11 +36,14 @@ import (
 // as stored, never recompressed. When the repository already holds the
 // target (a HEAD of its digest), the blobs need no HEAD each: a registry
 // accepts a manifest only once all it names is in the repository, so a
-// push that changes nothing costs the ping, that HEAD and the tags' PUTs. Transient failures (5xx, 408, 429, broken
-// connections) are retried with backoff, restarting the upload.
+// push that changes nothing costs the ping, that HEAD and the tags' PUTs.
+// Transient failures (5xx, 408, 429, broken connections) are retried with
+// backoff, restarting the upload.
+//
+// A registry host is reached through Options.Hosts' PushEndpoint: the host
+// itself (never a mirror), with its scheme, TLS and credentials.
 type Pusher struct {
-	// pl shares the Puller's defaults for Options and its reading of
-	// references (insecure hosts).
+	// pl shares the Puller's defaults for Options.
 	pl *Puller
 }
 
@@ -79,8 +83,11 @@ type pushName struct {
 type pushRepo struct {
 	// source is the repository as BlobSources spell it ("host/path").
 	source string
-	repo   name.Repository
-	names  []pushName
+	// host is the registry as the names spell it ("docker.io").
+	host  string
+	ep    hosts.Endpoint
+	repo  name.Repository
+	names []pushName
 }
 
 // Push sends desc, a manifest or index in the content store, with all it
@@ -91,6 +98,9 @@ type pushRepo struct {
 func (p *Pusher) Push(ctx context.Context, desc ocispec.Descriptor, names []string) (PushResult, error) {
 	if len(names) == 0 {
 		return PushResult{}, fmt.Errorf("push %s: no name to push to", desc.Digest)
+	}
+	if p.pl.hostsErr != nil {
+		return PushResult{}, fmt.Errorf("push %s: %w", desc.Digest, p.pl.hostsErr)
 	}
 	repos, display, err := p.repositories(names, desc.Digest)
 	if err != nil {
@@ -129,18 +139,27 @@ func (p *Pusher) repositories(names []string, target digest.Digest) ([]*pushRepo
 		if err != nil {
 			return nil, "", fmt.Errorf("push %s: %w", n, err)
 		}
-		r, err := p.pl.parse(normalized)
+		parsed, err := parseName(normalized)
 		if err != nil {
 			return nil, "", fmt.Errorf("push %s: %w", n, err)
 		}
-		if d, ok := r.(name.Digest); ok && d.DigestStr() != target.String() {
+		if d, ok := parsed.(name.Digest); ok && d.DigestStr() != target.String() {
 			return nil, "", fmt.Errorf("push %s: the name's digest differs from the image's %s", n, target)
+		}
+		host := registryHost(normalized)
+		ep, err := p.pl.opts.Hosts.PushEndpoint(host)
+		if err != nil {
+			return nil, "", fmt.Errorf("push %s: %w", n, err)
+		}
+		r, err := ep.Reference(parsed)
+		if err != nil {
+			return nil, "", fmt.Errorf("push %s: %w", n, err)
 		}
 		familiar = append(familiar, images.Familiar(normalized))
 		src := repositoryOf(normalized)
 		pr := byRepo[src]
 		if pr == nil {
-			pr = &pushRepo{source: src, repo: r.Context()}
+			pr = &pushRepo{source: src, host: host, ep: ep, repo: r.Context()}
 			byRepo[src] = pr
 			repos = append(repos, pr)
 		}
@@ -159,10 +178,9 @@ func (p *Pusher) push(ctx context.Context, desc ocispec.Descriptor, repos []*pus
 	local := &MemorySources{}
 	res := PushResult{Target: g.manifests[len(g.manifests)-1].desc}
 	for _, r := range repos {
-		host := r.repo.RegistryStr()
-		rp := &repoPusher{p: p, repo: r.repo, source: r.source, local: local, emit: emit}
+		rp := &repoPusher{p: p, ep: r.ep, repo: r.repo, source: r.source, local: local, emit: emit}
 		if err := rp.run(ctx, g, r.names); err != nil {
-			return PushResult{}, fmt.Errorf("push %s to registry %s: %w", images.Familiar(r.source), host, authError(host, err))
+			return PushResult{}, fmt.Errorf("push %s to registry %s: %w", images.Familiar(r.source), r.host, hosts.CheckAuth(r.host, err))
 		}
 		res.Uploaded += int(rp.uploaded.Load())
 		res.Skipped += int(rp.skipped.Load())
@@ -306,6 +324,7 @@ func platformName(p *ocispec.Platform) string {
 // repoPusher is one push's work in one repository.
 type repoPusher struct {
 	p      *Pusher
+	ep     hosts.Endpoint
 	repo   name.Repository
 	source string
 	local  *MemorySources
@@ -341,7 +360,7 @@ func (r *repoPusher) run(ctx context.Context, g *pushGraph, names []pushName) er
 		}
 	}
 	err := r.retry(ctx, "reach registry", func() (err error) {
-		r.client, err = r.p.newClient(ctx, r.repo, sources)
+		r.client, err = r.p.newClient(ctx, r.ep, r.repo, sources)
 		return err
 	})
 	if err != nil {

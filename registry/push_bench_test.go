@@ -21,6 +21,7 @@ import (
 
 	"github.com/strata-build/strata/cache/content"
 	"github.com/strata-build/strata/registry"
+	"github.com/strata-build/strata/registry/hosts"
 	"github.com/strata-build/strata/registry/registrytest"
 )
 
@@ -78,7 +79,7 @@ func BenchmarkPush(b *testing.B) {
 		b.Fatal(err)
 	}
 	desc, size := storeBigImage(b, cs, benchLayerSize)
-	p := registry.NewPusher(cs, registry.Options{Insecure: []string{}})
+	p := registry.NewPusher(cs, registry.Options{Hosts: testHosts(hosts.Options{})})
 
 	registries := []struct {
 		name  string

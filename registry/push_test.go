@@ -26,6 +26,7 @@ import (
 	"github.com/strata-build/strata/internal/errdefs"
 	"github.com/strata-build/strata/internal/progress"
 	"github.com/strata-build/strata/registry"
+	"github.com/strata-build/strata/registry/hosts"
 	"github.com/strata-build/strata/registry/registrytest"
 )
 
@@ -58,9 +59,10 @@ func (e *events) logText() string {
 	return b.String()
 }
 
+// pusher is a Pusher of the store; opts.Hosts defaults to testHosts.
 func (s *store) pusher(opts registry.Options) *registry.Pusher {
-	if opts.Insecure == nil {
-		opts.Insecure = []string{}
+	if opts.Hosts == nil {
+		opts.Hosts = testHosts(hosts.Options{})
 	}
 	return registry.NewPusher(s.cs, opts)
 }

@@ -15,25 +15,30 @@
 //   - Blobs are a manifest's config and layers. Each is streamed into an
 //     ingest of the content store, hashed on the way, and committed only if
 //     digest and size match the manifest; blobs already present are skipped.
-//   - A registry is insecure when it is reached over plain HTTP: always for
-//     localhost and loopback addresses, and for the hosts listed in
-//     STRATA_INSECURE_REGISTRIES (comma or space separated, "host[:port]").
+//
+// How a registry host is reached is package hosts' business (Options.Hosts):
+// the registry configuration file (mirrors, plain HTTP, TLS), certs.d, the
+// hosts reached over plain HTTP (loopback, STRATA_INSECURE_REGISTRIES),
+// timeouts, retries of transient failures, and credentials from the docker
+// config file. A pull tries the host's mirrors in order, then the host
+// itself; a push goes to the host alone.
 //
 // One pull: blobs first, then manifests, then the index, then the tag, so a
 // crash at any moment leaves at most unreferenced blobs, never a tag whose
-// content is missing. Credentials come from a keychain, by default
-// authn.DefaultKeychain: $DOCKER_CONFIG/config.json or ~/.docker/config.json,
-// with its credential helpers.
+// content is missing. What a registry sends is bounded and checked: a
+// manifest or index holds at most 4 MiB, a config at most 8 MiB, a layer
+// the size its manifest gives; every manifest and blob must have the digest
+// it is fetched by, and a manifest fetched by tag the digest the registry
+// announces (Docker-Content-Digest).
 package registry
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
+	"strings"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	digest "github.com/opencontainers/go-digest"
@@ -43,19 +48,18 @@ import (
 	"github.com/strata-build/strata/cache/images"
 	"github.com/strata-build/strata/internal/errdefs"
 	"github.com/strata-build/strata/internal/progress"
+	"github.com/strata-build/strata/registry/hosts"
 )
 
-// Options configures how a Puller reaches registries.
+// Options configures a Puller or a Pusher.
 type Options struct {
-	// Keychain finds credentials per registry; nil means
-	// authn.DefaultKeychain (the docker config file and its helpers).
-	Keychain authn.Keychain
-	// Transport carries the HTTP requests; nil means remote.DefaultTransport.
-	Transport http.RoundTripper
-	// Insecure lists registries ("host" or "host:port") reached over plain
-	// HTTP besides localhost and loopback; nil means the list in
-	// STRATA_INSECURE_REGISTRIES.
-	Insecure []string
+	// Hosts decides how each registry host is reached: mirrors, scheme,
+	// TLS, timeouts, retries and credentials. nil means a Resolver of the
+	// default registry configuration file (hosts.LoadConfig("")); if that
+	// file cannot be read, every Pull and Push returns the error. A push
+	// to an output marked registry.insecure=true passes
+	// resolver.WithInsecure(host).
+	Hosts *hosts.Resolver
 	// Jobs bounds the blobs fetched at once; 0 means 4.
 	Jobs int
 	// Progress receives one vertex per pull ("pull NAME") with a log line
@@ -71,18 +75,20 @@ type Puller struct {
 	content *content.Store
 	images  *images.Store
 	opts    Options
+	// hostsErr is why the default Resolver could not be built.
+	hostsErr error
 }
 
 // New returns a Puller writing blobs to cs and tags to is.
 func New(cs *content.Store, is *images.Store, opts Options) *Puller {
-	if opts.Keychain == nil {
-		opts.Keychain = authn.DefaultKeychain
-	}
-	if opts.Transport == nil {
-		opts.Transport = remote.DefaultTransport
-	}
-	if opts.Insecure == nil {
-		opts.Insecure = InsecureFromEnv()
+	var hostsErr error
+	if opts.Hosts == nil {
+		cfg, err := hosts.LoadConfig("")
+		if err != nil {
+			hostsErr = err
+		} else {
+			opts.Hosts = hosts.NewResolver(hosts.Options{Config: cfg})
+		}
 	}
 	if opts.Jobs <= 0 {
 		opts.Jobs = 4
@@ -90,7 +96,7 @@ func New(cs *content.Store, is *images.Store, opts Options) *Puller {
 	if opts.Progress == nil {
 		opts.Progress = progress.Discard
 	}
-	return &Puller{content: cs, images: is, opts: opts}
+	return &Puller{content: cs, images: is, opts: opts, hostsErr: hostsErr}
 }
 
 // Result is what one pull stored.
@@ -102,8 +108,10 @@ type Result struct {
 	// Image.Target when the reference names a manifest).
 	Manifest ocispec.Descriptor
 	// Registry is the host the image came from ("index.docker.io",
-	// "127.0.0.1:5000").
+	// "127.0.0.1:5000"): the registry of the name, or one of its mirrors.
 	Registry string
+	// Mirror is true when Registry is a mirror of the name's registry.
+	Mirror bool
 	// Updated is true when the tag is new or moved to a new target.
 	Updated bool
 	// Fetched and Present count the blobs (config and layers) downloaded
@@ -115,16 +123,27 @@ type Result struct {
 // Pull resolves ref in its registry, fetches the platform's manifest, config
 // and layers into the content store, stores the target and tags it with the
 // normalized ref. An index without a manifest for platform is an error.
+//
+// The registry's mirrors are tried first, in order, with the same
+// repository path, then the registry itself: a mirror that fails in any way
+// (unreachable, refusing the credentials, lacking the image, sending bad
+// content) passes the pull to the next endpoint, and the error of the last
+// one is returned, after the mirrors' in its text. Whichever endpoint
+// serves it, the image is tagged with the normalized ref. A refusal of
+// credentials by the last endpoint wraps ErrAuth.
 func (p *Puller) Pull(ctx context.Context, ref string, platform ocispec.Platform) (Result, error) {
 	normalized, err := images.Normalize(ref)
 	if err != nil {
 		return Result{}, err
 	}
-	r, err := p.parse(normalized)
+	if p.hostsErr != nil {
+		return Result{}, fmt.Errorf("pull %s: %w", images.Familiar(normalized), p.hostsErr)
+	}
+	r, err := parseName(normalized)
 	if err != nil {
 		return Result{}, err
 	}
-	host := r.Context().RegistryStr()
+	host := registryHost(normalized)
 	sink := p.opts.Progress
 	v := progress.Event{Vertex: digest.FromString("pull " + normalized), Name: "pull " + images.Familiar(normalized)}
 	emit := func(e progress.Event) {
@@ -132,28 +151,73 @@ func (p *Puller) Pull(ctx context.Context, ref string, platform ocispec.Platform
 		sink.Emit(e)
 	}
 	emit(progress.Event{Status: progress.Started})
-	res, err := p.pull(ctx, r, normalized, platform, emit)
+	res, err := p.pullEndpoints(ctx, r, host, normalized, platform, emit)
 	if err != nil {
-		err = fmt.Errorf("pull %s from registry %s: %w", images.Familiar(normalized), host, authError(host, err))
+		err = fmt.Errorf("pull %s from registry %s: %w", images.Familiar(normalized), host, err)
 		emit(progress.Event{Status: progress.Error, Err: err.Error()})
 		return Result{}, err
 	}
-	res.Registry = host
 	emit(progress.Event{Status: progress.Done})
 	return res, nil
 }
 
-func (p *Puller) pull(ctx context.Context, r name.Reference, normalized string, platform ocispec.Platform, emit func(progress.Event)) (Result, error) {
-	pl, err := remote.NewPuller(remote.WithAuthFromKeychain(p.opts.Keychain), remote.WithTransport(p.opts.Transport), remote.WithContext(ctx))
+// pullEndpoints pulls r from the first of host's pull endpoints that
+// serves it. Each endpoint's error goes through hosts.CheckAuth; the
+// mirrors' are named in the text of the last one's.
+func (p *Puller) pullEndpoints(ctx context.Context, r name.Reference, host, normalized string, platform ocispec.Platform, emit func(progress.Event)) (Result, error) {
+	eps, err := p.opts.Hosts.PullEndpoints(host)
 	if err != nil {
 		return Result{}, err
 	}
-	f := &fetcher{p: p, pl: pl, repo: r.Context(), source: repositoryOf(normalized), emit: emit}
+	var failed []string
+	for i, ep := range eps {
+		res, err := p.pull(ctx, ep, r, normalized, platform, emit)
+		if err == nil {
+			res.Registry, res.Mirror = ep.Host, ep.Mirror
+			return res, nil
+		}
+		err = hosts.CheckAuth(ep.Host, err)
+		if i == len(eps)-1 || ctx.Err() != nil {
+			if len(failed) > 0 {
+				return Result{}, fmt.Errorf("%s; %s: %w", strings.Join(failed, "; "), endpointName(ep, host), err)
+			}
+			return Result{}, err
+		}
+		failed = append(failed, fmt.Sprintf("%s: %v", endpointName(ep, host), err))
+		emit(progress.Event{Status: progress.Log, Stream: 2, Data: fmt.Appendf(nil, "%s: %v; trying %s\n", endpointName(ep, host), err, endpointName(eps[i+1], host))})
+	}
+	return Result{}, errors.New("no endpoint to pull from") // PullEndpoints gives at least the host
+}
+
+// endpointName names an endpoint in messages: "mirror HOST", or the
+// registry as the name spells it ("docker.io").
+func endpointName(ep hosts.Endpoint, host string) string {
+	if ep.Mirror {
+		return "mirror " + ep.Host
+	}
+	return host
+}
+
+// pull pulls r from one endpoint and tags it as normalized.
+func (p *Puller) pull(ctx context.Context, ep hosts.Endpoint, r name.Reference, normalized string, platform ocispec.Platform, emit func(progress.Event)) (Result, error) {
+	epRef, err := ep.Reference(r)
+	if err != nil {
+		return Result{}, err
+	}
+	// The endpoint's options, with its transport under a guard that bounds
+	// and checks the manifests as they arrive (a later WithTransport
+	// replaces the earlier).
+	opts := append(ep.RemoteOptions(), remote.WithTransport(manifestGuard{inner: ep.Transport}), remote.WithContext(ctx))
+	pl, err := remote.NewPuller(opts...)
+	if err != nil {
+		return Result{}, err
+	}
+	f := &fetcher{p: p, pl: pl, repo: epRef.Context(), source: repositoryOf(normalized), emit: emit}
 	var want digest.Digest
 	if d, ok := r.(name.Digest); ok {
 		want = digest.Digest(d.DigestStr())
 	}
-	chain, err := f.manifests(ctx, r, want, images.DefaultPlatform(platform))
+	chain, err := f.manifests(ctx, epRef, want, images.DefaultPlatform(platform))
 	if err != nil {
 		return Result{}, err
 	}

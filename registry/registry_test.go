@@ -12,10 +12,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -25,6 +25,7 @@ import (
 	"github.com/strata-build/strata/internal/errdefs"
 	"github.com/strata-build/strata/internal/progress"
 	"github.com/strata-build/strata/registry"
+	"github.com/strata-build/strata/registry/hosts"
 	"github.com/strata-build/strata/registry/registrytest"
 )
 
@@ -48,9 +49,27 @@ func newStore(t *testing.T) *store {
 	return &store{cs: cs, is: images.NewStore(db)}
 }
 
-func (s *store) puller(opts registry.Options) *registry.Puller {
+// testHosts is a Resolver for opts that ignores the machine's settings
+// unless opts sets them: no STRATA_INSECURE_REGISTRIES, no certs.d, no
+// retry waits longer than a millisecond; credentials come from the docker
+// config file of $DOCKER_CONFIG, as the test sets it.
+func testHosts(opts hosts.Options) *hosts.Resolver {
 	if opts.Insecure == nil {
 		opts.Insecure = []string{}
+	}
+	if opts.CertsDirs == nil {
+		opts.CertsDirs = []string{}
+	}
+	if opts.Retry.Backoff == 0 {
+		opts.Retry.Backoff = time.Millisecond
+	}
+	return hosts.NewResolver(opts)
+}
+
+// puller is a Puller of the store; opts.Hosts defaults to testHosts.
+func (s *store) puller(opts registry.Options) *registry.Puller {
+	if opts.Hosts == nil {
+		opts.Hosts = testHosts(hosts.Options{})
 	}
 	return registry.New(s.cs, s.is, opts)
 }
@@ -280,43 +299,59 @@ func TestPullUnreachableRegistry(t *testing.T) {
 	t.Logf("closed registry: %v", err)
 }
 
-// redirectTransport dials every address at target, so a registry on
-// 127.0.0.1 can be addressed by any host name.
-func redirectTransport(target string) http.RoundTripper {
-	tr := remote.DefaultTransport.(*http.Transport).Clone()
-	tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+// dialTo is a transport that dials target for every address, so a
+// registry on 127.0.0.1 can be addressed by any host name; nothing is sent
+// elsewhere, not even a DNS query.
+func dialTo(target string) http.RoundTripper {
+	return &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, network, target)
-	}
-	return tr
+	}}
 }
 
-func TestInsecureRegistriesFromEnv(t *testing.T) {
+// TestInsecureRegistries: a registry that is not a loopback host is reached
+// over plain HTTP when STRATA_INSECURE_REGISTRIES lists it, or, for a push,
+// when the Resolver is derived by WithInsecure (registry.insecure=true).
+func TestInsecureRegistries(t *testing.T) {
 	ctx := context.Background()
 	reg := registrytest.Start(t)
-	d := reg.Push(t, "app:1", randomImage(t, 1))
-	tr := redirectTransport(reg.Host)
+	img := randomImage(t, 1)
+	d := reg.Push(t, "app:1", img)
 	ref := "registry.example:5000/app:1"
-
+	resolver := func() *hosts.Resolver {
+		// Insecure nil: the list in STRATA_INSECURE_REGISTRIES.
+		return hosts.NewResolver(hosts.Options{CertsDirs: []string{}, Transport: dialTo(reg.Host), Keychain: hosts.Keychain(t.TempDir())})
+	}
+	t.Setenv(hosts.InsecureEnv, "")
 	s := newStore(t)
-	t.Setenv(registry.InsecureEnv, "")
-	_, err := registry.New(s.cs, s.is, registry.Options{Transport: tr}).Pull(ctx, ref, linuxAMD64)
-	if err == nil || !strings.Contains(err.Error(), "from registry registry.example:5000") {
+	_, err := s.puller(registry.Options{Hosts: resolver()}).Pull(ctx, ref, linuxAMD64)
+	if err == nil || !strings.Contains(err.Error(), "from registry registry.example:5000") || !strings.Contains(err.Error(), "HTTP response to HTTPS client") {
 		t.Fatalf("plain-HTTP pull from a registry not listed = %v, want an https failure", err)
 	}
 	t.Logf("not listed: %v", err)
 	for _, env := range []string{"other.example, registry.example:5000", "registry.example"} {
-		t.Setenv(registry.InsecureEnv, env)
-		res, err := registry.New(s.cs, s.is, registry.Options{Transport: tr}).Pull(ctx, ref, linuxAMD64)
+		t.Setenv(hosts.InsecureEnv, env)
+		res, err := s.puller(registry.Options{Hosts: resolver()}).Pull(ctx, ref, linuxAMD64)
 		if err != nil {
-			t.Fatalf("%s=%q: %v", registry.InsecureEnv, env, err)
+			t.Fatalf("%s=%q: %v", hosts.InsecureEnv, env, err)
 		}
-		if res.Image.Target.Digest.String() != d.String() {
-			t.Fatalf("pulled %s, want %s", res.Image.Target.Digest, d)
+		if res.Image.Target.Digest.String() != d.String() || res.Image.Name != ref || res.Registry != "registry.example:5000" {
+			t.Fatalf("pulled %+v, want %s from registry.example:5000", res, d)
 		}
 	}
-	got := registry.InsecureFromEnv()
-	if len(got) != 1 || got[0] != "registry.example" {
-		t.Errorf("InsecureFromEnv = %q", got)
+
+	t.Setenv(hosts.InsecureEnv, "")
+	desc := registrytest.StoreImage(t, s.cs, img)
+	_, err = s.pusher(registry.Options{Hosts: resolver()}).Push(ctx, desc, []string{"registry.example:5000/pushed:1"})
+	if err == nil || !strings.Contains(err.Error(), "to registry registry.example:5000") {
+		t.Fatalf("push to a registry not marked insecure = %v, want an https failure", err)
 	}
+	res, err := s.pusher(registry.Options{Hosts: resolver().WithInsecure("registry.example:5000")}).Push(ctx, desc, []string{"registry.example:5000/pushed:1"})
+	if err != nil {
+		t.Fatalf("push with WithInsecure: %v", err)
+	}
+	if res.Refs[0] != "registry.example:5000/pushed:1@"+desc.Digest.String() {
+		t.Errorf("refs = %q", res.Refs)
+	}
+	checkRemote(t, s.cs, reg.Ref("pushed:1"), desc.Digest)
 }

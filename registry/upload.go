@@ -20,6 +20,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/strata-build/strata/registry/hosts"
 )
 
 // The upload protocol of the OCI distribution spec, per blob:
@@ -55,11 +57,11 @@ type client struct {
 	repo name.Repository
 }
 
-// newClient pings repo's registry and authenticates for push and pull on
-// repo and pull on each of sources (the repositories blobs are mounted
-// from).
-func (p *Pusher) newClient(ctx context.Context, repo name.Repository, sources []name.Repository) (*client, error) {
-	auth, err := authn.Resolve(ctx, p.pl.opts.Keychain, repo)
+// newClient pings repo's registry through ep and authenticates for push and
+// pull on repo and pull on each of sources (the repositories blobs are
+// mounted from).
+func (p *Pusher) newClient(ctx context.Context, ep hosts.Endpoint, repo name.Repository, sources []name.Repository) (*client, error) {
+	auth, err := authn.Resolve(ctx, p.pl.opts.Hosts.Keychain(), repo)
 	if err != nil {
 		return nil, fmt.Errorf("credentials for %s: %w", repo.RegistryStr(), permanent(err))
 	}
@@ -67,7 +69,7 @@ func (p *Pusher) newClient(ctx context.Context, repo name.Repository, sources []
 	for _, s := range sources {
 		scopes = append(scopes, s.Scope(transport.PullScope))
 	}
-	tr, err := transport.NewWithContext(ctx, repo.Registry, auth, p.pl.opts.Transport, scopes)
+	tr, err := transport.NewWithContext(ctx, repo.Registry, auth, ep.Transport, scopes)
 	if err != nil {
 		return nil, err
 	}

@@ -36,6 +36,13 @@ type Options struct {
 	Timeouts Timeouts
 	// Retry is the retry policy; zero fields take the defaults.
 	Retry Retry
+	// Transport, if set, carries the requests to every host in place of
+	// the transport the Resolver builds per host, so the TLS settings
+	// (certs.d, ca, keypair, insecure) and Timeouts are then Transport's
+	// to apply; plain HTTP is still refused to the hosts not allowed it.
+	// It is a hook for tests: fault injection, a registry reached under
+	// another name, requests kept on loopback.
+	Transport http.RoundTripper
 }
 
 // Timeouts bound the phases of one request so that a registry that stops
@@ -74,6 +81,7 @@ type Resolver struct {
 	insecure  []string
 	timeouts  Timeouts
 	retry     Retry
+	transport http.RoundTripper
 
 	mu         sync.Mutex
 	transports map[string]http.RoundTripper
@@ -88,6 +96,7 @@ func NewResolver(opts Options) *Resolver {
 		insecure:  opts.Insecure,
 		timeouts:  opts.Timeouts.withDefaults(),
 		retry:     opts.Retry.withDefaults(),
+		transport: opts.Transport,
 	}
 	if r.cfg == nil {
 		r.cfg = &Config{}
@@ -116,6 +125,7 @@ func (r *Resolver) WithInsecure(hosts ...string) *Resolver {
 		insecure:   append(append([]string{}, r.insecure...), hosts...),
 		timeouts:   r.timeouts,
 		retry:      r.retry,
+		transport:  r.transport,
 		transports: map[string]http.RoundTripper{},
 	}
 	return n
@@ -222,8 +232,11 @@ func (r *Resolver) endpoint(host string) (Endpoint, error) {
 		IdleConnTimeout:       90 * time.Second,
 	}
 	var t http.RoundTripper = base
+	if r.transport != nil {
+		t = r.transport
+	}
 	if !ep.PlainHTTP {
-		t = httpsOnly{host: host, inner: base}
+		t = httpsOnly{host: host, inner: t}
 	}
 	r.transports[host] = t
 	ep.Transport = t

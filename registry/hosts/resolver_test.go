@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -378,5 +379,46 @@ func TestRetryRecovers(t *testing.T) {
 	}
 	if desc.Digest != want {
 		t.Errorf("digest %s, want %s", desc.Digest, want)
+	}
+}
+
+// roundTripFunc is an http.RoundTripper made of a function.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestTransportHook: Options.Transport carries the requests of every host,
+// of a Resolver derived by WithInsecure too, and plain HTTP stays refused
+// to hosts not allowed it.
+func TestTransportHook(t *testing.T) {
+	var seen atomic.Int32
+	opts := noInsecure()
+	opts.Transport = roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		seen.Add(1)
+		return nil, errors.New("hook: " + r.URL.String())
+	})
+	r := hosts.NewResolver(opts)
+	for _, tt := range []struct {
+		r    *hosts.Resolver
+		url  string
+		want string
+	}{
+		{r, "https://registry.invalid/v2/", "hook: https://registry.invalid/v2/"},
+		{r, "http://127.0.0.1:5000/v2/", "hook: http://127.0.0.1:5000/v2/"},
+		{r, "http://registry.invalid/v2/", "plain HTTP refused"},
+		{r.WithInsecure("registry.invalid"), "http://registry.invalid/v2/", "hook: http://registry.invalid/v2/"},
+	} {
+		u, _ := url.Parse(tt.url)
+		ep, err := tt.r.PushEndpoint(u.Host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := http.NewRequest(http.MethodGet, tt.url, nil)
+		if _, err := ep.Transport.RoundTrip(req); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want %q", tt.url, err, tt.want)
+		}
+	}
+	if n := seen.Load(); n != 3 {
+		t.Errorf("the hook carried %d requests, want 3", n)
 	}
 }

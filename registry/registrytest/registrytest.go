@@ -7,8 +7,12 @@
 // there (POST .../blobs/uploads/?mount=DIGEST&from=REPO).
 //
 // A Server's handler can be wrapped (Wrap) to misbehave on purpose: corrupt
-// a blob (CorruptBlob), demand credentials (BasicAuth), fail or drop blob
-// uploads (FailUploads, DropUploads); a Recorder's Wrap counts requests.
+// a blob (CorruptBlob), send one without end (EndlessBlob), redirect blob
+// downloads elsewhere (RedirectBlobs), send endless manifests
+// (EndlessManifests) or announce a wrong manifest digest (ManifestDigest),
+// demand credentials (BasicAuth), fail or drop blob uploads (FailUploads,
+// DropUploads); a Recorder's Wrap counts requests. PushManifest stores any
+// bytes as a manifest.
 // DockerConfig writes the config.json a client reads credentials from.
 // StoreImage and StoreIndex put an image into a content store, and
 // StartDistribution runs the real distribution registry.
