@@ -18,7 +18,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata/cache/content"
-	"github.com/strata-build/strata/cache/images"
+	"github.com/strata-build/strata/internal/errdefs"
 	"github.com/strata-build/strata/registry"
 	"github.com/strata-build/strata/registry/hosts"
 	"github.com/strata-build/strata/registry/registrytest"
@@ -43,11 +43,11 @@ func (s *store) stored(t *testing.T) []digest.Digest {
 func (s *store) checkFailedPull(t *testing.T, name string, bad ...digest.Digest) {
 	t.Helper()
 	ctx := context.Background()
-	if _, err := s.is.Get(ctx, name); !errors.Is(err, images.ErrNotFound) {
+	if _, err := s.is.Get(ctx, name); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("failed pull tagged %s: %v", name, err)
 	}
 	for _, d := range bad {
-		if _, err := s.cs.Info(ctx, d); !errors.Is(err, content.ErrNotFound) {
+		if _, err := s.cs.Info(ctx, d); !errors.Is(err, errdefs.ErrNotFound) {
 			t.Errorf("%s was stored: %v", d, err)
 		}
 	}

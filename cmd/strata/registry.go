@@ -18,10 +18,11 @@ import (
 // registryOptions reads the registry configuration file (path "" is the
 // default one, which may be missing) into how registries are reached.
 func registryOptions(path string) (registry.Options, error) {
-	if _, err := hosts.LoadConfig(path); err != nil {
+	cfg, err := hosts.LoadConfig(path)
+	if err != nil {
 		return registry.Options{}, err
 	}
-	return registry.Options{}, nil
+	return registry.Options{Hosts: hosts.NewResolver(hosts.Options{Config: cfg})}, nil
 }
 
 func newPush(g *globals) *cobra.Command {
@@ -102,11 +103,11 @@ func newLogin(g *globals) *cobra.Command {
 			if user == "" || password == "" {
 				return usagef("login %s: a username and a password are needed", host)
 			}
-			cfg, err := hosts.LoadConfig(g.config)
+			ro, err := g.registry()
 			if err != nil {
 				return err
 			}
-			if err := hosts.Login(c.Context(), hosts.NewResolver(hosts.Options{Config: cfg}), host, user, password, ""); err != nil {
+			if err := hosts.Login(c.Context(), ro.Hosts, host, user, password, ""); err != nil {
 				return err
 			}
 			fmt.Fprintln(c.OutOrStdout(), "Login Succeeded")
