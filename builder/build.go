@@ -6,6 +6,7 @@ package builder
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -29,8 +31,9 @@ import (
 	"github.com/strata-build/strata/frontend/dockerfile"
 	"github.com/strata-build/strata/internal/progress"
 	"github.com/strata-build/strata/llb"
-	"github.com/strata-build/strata/solver"
 	"github.com/strata-build/strata/registry"
+	"github.com/strata-build/strata/remotecache"
+	"github.com/strata-build/strata/solver"
 	"github.com/strata-build/strata/solver/ops"
 	"github.com/strata-build/strata/store"
 )
@@ -78,6 +81,9 @@ type Options struct {
 	// Registry is how base images are pulled and outputs pushed: the hosts'
 	// trust and credentials. Its Progress and Sources are the build's.
 	Registry registry.Options
+	// CacheFrom are caches to import before the build (--cache-from),
+	// CacheTo where to export the build's cache after it (--cache-to).
+	CacheFrom, CacheTo []CacheSpec
 	// Runtime is what runs RUN steps: "" or "sandbox" (the built-in
 	// sandbox) or "runc".
 	Runtime string
@@ -186,7 +192,13 @@ func Build(ctx context.Context, st *store.Store, opts Options) (*Result, error) 
 	if opts.CheckOnly {
 		return &Result{Warnings: conv.Warnings}, nil
 	}
+	warn := opts.Warnings
+	if warn == nil {
+		warn = io.Discard
+	}
 	ref := &ops.Ref{}
+	var cs *ops.CacheStore
+	var remote *remotecache.Index
 	if conv.Root != nil {
 		if os.Geteuid() != 0 {
 			return nil, ErrNeedsRoot
@@ -199,12 +211,19 @@ func Build(ctx context.Context, st *store.Store, opts Options) (*Result, error) 
 			return nil, withSource(err, data)
 		}
 		scopeSteps(def, ctxDir, dfPath)
-		if ref, err = solve(ctx, parts, def, ctxDir, opts); err != nil {
+		remote = importCaches(ctx, opts.CacheFrom, ropts, warn)
+		if ref, cs, err = solve(ctx, parts, def, ctxDir, remote, opts); err != nil {
 			return nil, withSource(err, data)
 		}
 	}
 	layers := &cache.Layers{Snapshotter: parts.Snapshotter, Content: parts.Content, Records: parts.Records, TempDir: parts.TempDir}
-	desc, cfg, err := exporter.WriteImage(ctx, layers, ref.Snapshot, conv.DockerImage(), epoch)
+	var inline map[string]json.RawMessage
+	if cs != nil && slices.ContainsFunc(opts.CacheTo, func(c CacheSpec) bool { return c.Type == "inline" }) {
+		if inline, err = inlineCache(ctx, layers, cs, ref.Snapshot, remote, epoch); err != nil {
+			return nil, fmt.Errorf("inline cache: %w", err)
+		}
+	}
+	desc, cfg, err := exporter.WriteImage(ctx, layers, ref.Snapshot, conv.DockerImage(), epoch, inline)
 	if err != nil {
 		return nil, fmt.Errorf("export image: %w", err)
 	}
@@ -216,13 +235,18 @@ func Build(ctx context.Context, st *store.Store, opts Options) (*Result, error) 
 		}
 		res.Reports = append(res.Reports, rep)
 	}
+	if cs != nil {
+		if err := exportCaches(ctx, parts, opts.CacheTo, cs, ref.Snapshot, remote, ropts, epoch, warn); err != nil {
+			return nil, err
+		}
+	}
 	return res, nil
 }
 
-func solve(ctx context.Context, parts store.Parts, def *llb.Definition, ctxDir string, opts Options) (*ops.Ref, error) {
+func solve(ctx context.Context, parts store.Parts, def *llb.Definition, ctxDir string, remote *remotecache.Index, opts Options) (*ops.Ref, *ops.CacheStore, error) {
 	exec, err := runtimeFor(opts.Runtime, parts)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	w := &ops.Worker{
 		Snapshotter:   parts.Snapshotter,
@@ -238,7 +262,10 @@ func solve(ctx context.Context, parts store.Parts, def *llb.Definition, ctxDir s
 		SSH:           opts.SSH,
 		AllowInsecure: opts.AllowInsecure,
 	}
-	cs := &ops.CacheStore{Records: parts.Records, Snapshotter: parts.Snapshotter}
+	cs := &ops.CacheStore{Records: parts.Records, Snapshotter: parts.Snapshotter, Worker: w}
+	if remote != nil && remote.Len() > 0 {
+		cs.Remote = remote
+	}
 	sv := solver.New(solver.Options{
 		Resolve:  w.Resolve,
 		Cache:    cs,
@@ -251,12 +278,12 @@ func solve(ctx context.Context, parts store.Parts, def *llb.Definition, ctxDir s
 		err = ferr
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := parts.Checksums.Save(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return r.(*ops.Ref), nil
+	return r.(*ops.Ref), cs, nil
 }
 
 // runtimeFor is the executor of RUN steps: the store's sandbox, or runc

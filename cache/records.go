@@ -53,6 +53,11 @@ type Layer struct {
 	Blob   ocispec.Descriptor
 	// Empty is set when the diff had no entries: no blob is stored.
 	Empty bool
+	// Created, when set, is when the step that made the layer first ran
+	// (a layer from an imported cache keeps its builder's time, so the
+	// image's history, and digest, are the same on every machine);
+	// otherwise the snapshot's creation time stands for it.
+	Created *time.Time `json:",omitempty"`
 }
 
 func get[T any](d *metadata.DB, bucket []byte, key string) (*T, error) {

@@ -19,8 +19,9 @@ import (
 // per non-empty snapshot diff in the result's chain, the config with diff
 // ids and history, the manifest. It returns the manifest's descriptor and
 // the config's digest (the image ID). epoch (SOURCE_DATE_EPOCH), when set,
-// dates the layers' files and the history.
-func WriteImage(ctx context.Context, ls *cache.Layers, root string, full dockerspec.DockerOCIImage, epoch *time.Time) (ocispec.Descriptor, digest.Digest, error) {
+// dates the layers' files and the history. extra, if set, adds top-level
+// keys to the config (an inline build cache).
+func WriteImage(ctx context.Context, ls *cache.Layers, root string, full dockerspec.DockerOCIImage, epoch *time.Time, extra map[string]json.RawMessage) (ocispec.Descriptor, digest.Digest, error) {
 	tmpl := full.Image
 	chain, err := ls.Chain(ctx, root)
 	if err != nil {
@@ -42,6 +43,9 @@ func WriteImage(ctx context.Context, ls *cache.Layers, root string, full dockers
 			return ocispec.Descriptor{}, "", err
 		}
 		created[j] = info.Created.UTC()
+		if c := layers[len(layers)-len(newIdx)+j].Created; c != nil {
+			created[j] = c.UTC()
+		}
 	}
 	img.History = history
 	fillTimes(&img, newIdx, created, epoch)
@@ -60,6 +64,11 @@ func WriteImage(ctx context.Context, ls *cache.Layers, root string, full dockers
 	if err != nil {
 		return ocispec.Descriptor{}, "", err
 	}
+	if len(extra) > 0 {
+		if cb, err = withKeys(cb, extra); err != nil {
+			return ocispec.Descriptor{}, "", err
+		}
+	}
 	if m.Config, err = ls.Content.Put(ctx, ocispec.MediaTypeImageConfig, cb); err != nil {
 		return ocispec.Descriptor{}, "", err
 	}
@@ -69,6 +78,18 @@ func WriteImage(ctx context.Context, ls *cache.Layers, root string, full dockers
 	}
 	desc, err := ls.Content.Put(ctx, ocispec.MediaTypeImageManifest, mb)
 	return desc, m.Config.Digest, err
+}
+
+// withKeys adds keys to a JSON object (keys sorted, as a map marshals).
+func withKeys(obj []byte, extra map[string]json.RawMessage) ([]byte, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(obj, &m); err != nil {
+		return nil, err
+	}
+	for k, v := range extra {
+		m[k] = v
+	}
+	return json.Marshal(m)
 }
 
 // alignHistory pairs the template's history with the layers: the first nBase

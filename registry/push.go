@@ -96,6 +96,23 @@ type pushRepo struct {
 // An index child the store lacks (a sparse index, as pulls leave them) is an
 // error naming its platform. An authentication failure wraps ErrAuth.
 func (p *Pusher) Push(ctx context.Context, desc ocispec.Descriptor, names []string) (PushResult, error) {
+	return p.PushWith(ctx, desc, names, PushOptions{})
+}
+
+// PushOptions tunes one push for callers that know more than the content
+// store tells (a build cache export).
+type PushOptions struct {
+	// Present are blobs known to be in every target repository (its own
+	// earlier push named them): they are neither checked nor uploaded, and
+	// need not be in the content store.
+	Present []digest.Digest
+	// SkipUnchanged leaves a name alone when the registry already has it
+	// pointing at the target: a push that changes nothing writes nothing.
+	SkipUnchanged bool
+}
+
+// PushWith is Push with opts.
+func (p *Pusher) PushWith(ctx context.Context, desc ocispec.Descriptor, names []string, opts PushOptions) (PushResult, error) {
 	if len(names) == 0 {
 		return PushResult{}, fmt.Errorf("push %s: no name to push to", desc.Digest)
 	}
@@ -119,7 +136,7 @@ func (p *Pusher) Push(ctx context.Context, desc ocispec.Descriptor, names []stri
 		sink.Emit(e)
 	}
 	emit(progress.Event{Status: progress.Started})
-	res, err := p.push(ctx, desc, repos, display, emit)
+	res, err := p.push(ctx, desc, repos, display, opts, emit)
 	if err != nil {
 		emit(progress.Event{Status: progress.Error, Err: err.Error()})
 		return PushResult{}, err
@@ -168,8 +185,12 @@ func (p *Pusher) repositories(names []string, target digest.Digest) ([]*pushRepo
 	return repos, strings.Join(familiar, ", "), nil
 }
 
-func (p *Pusher) push(ctx context.Context, desc ocispec.Descriptor, repos []*pushRepo, display string, emit func(progress.Event)) (PushResult, error) {
-	g, err := p.graph(ctx, desc)
+func (p *Pusher) push(ctx context.Context, desc ocispec.Descriptor, repos []*pushRepo, display string, opts PushOptions, emit func(progress.Event)) (PushResult, error) {
+	present := make(map[digest.Digest]bool, len(opts.Present))
+	for _, d := range opts.Present {
+		present[d] = true
+	}
+	g, err := p.graph(ctx, desc, present)
 	if err != nil {
 		return PushResult{}, fmt.Errorf("push %s: %w", display, err)
 	}
@@ -178,7 +199,7 @@ func (p *Pusher) push(ctx context.Context, desc ocispec.Descriptor, repos []*pus
 	local := &MemorySources{}
 	res := PushResult{Target: g.manifests[len(g.manifests)-1].desc}
 	for _, r := range repos {
-		rp := &repoPusher{p: p, ep: r.ep, repo: r.repo, source: r.source, local: local, emit: emit}
+		rp := &repoPusher{p: p, ep: r.ep, repo: r.repo, source: r.source, local: local, emit: emit, opts: opts}
 		if err := rp.run(ctx, g, r.names); err != nil {
 			return PushResult{}, fmt.Errorf("push %s to registry %s: %w", images.Familiar(r.source), r.host, hosts.CheckAuth(r.host, err))
 		}
@@ -206,11 +227,13 @@ type pushGraph struct {
 	manifests []manifestBlob
 	// blobs are the configs and layers of every manifest, each digest once.
 	blobs []ocispec.Descriptor
+	// known are blobs the caller knows the repositories hold.
+	known []ocispec.Descriptor
 }
 
 // graph reads desc and everything it names from the content store, and
 // checks that every blob to push is there with its size.
-func (p *Pusher) graph(ctx context.Context, desc ocispec.Descriptor) (*pushGraph, error) {
+func (p *Pusher) graph(ctx context.Context, desc ocispec.Descriptor, present map[digest.Digest]bool) (*pushGraph, error) {
 	cs := p.pl.content
 	g := &pushGraph{}
 	seenManifest := map[digest.Digest]bool{}
@@ -266,6 +289,11 @@ func (p *Pusher) graph(ctx context.Context, desc ocispec.Descriptor) (*pushGraph
 					return fmt.Errorf("manifest %s: invalid blob digest %q: %w", d.Digest, b.Digest, err)
 				}
 				if seenBlob[b.Digest] {
+					continue
+				}
+				if present[b.Digest] {
+					seenBlob[b.Digest] = true
+					g.known = append(g.known, b)
 					continue
 				}
 				info, err := cs.Info(ctx, b.Digest)
@@ -334,6 +362,8 @@ type repoPusher struct {
 	// to try mounting it from.
 	mountFrom map[digest.Digest][]string
 
+	opts PushOptions
+
 	uploaded, skipped, mounted, manifests, retries atomic.Int64
 	uploadedBytes                                  atomic.Int64
 }
@@ -378,6 +408,10 @@ func (r *repoPusher) run(ctx context.Context, g *pushGraph, names []pushName) er
 		}
 		r.log("manifest %s: already in %s, with its %d blobs", target.desc.Digest, images.Familiar(r.source), len(g.blobs))
 	} else {
+		r.skipped.Add(int64(len(g.known)))
+		for _, b := range g.known {
+			r.record(b.Digest)
+		}
 		eg, gctx := errgroup.WithContext(ctx)
 		eg.SetLimit(r.p.pl.opts.Jobs)
 		for _, b := range g.blobs {
@@ -400,6 +434,10 @@ func (r *repoPusher) run(ctx context.Context, g *pushGraph, names []pushName) er
 		}
 		done[id] = true
 		if _, byDigest := n.ref.(name.Digest); byDigest && present {
+			continue
+		}
+		if present && r.opts.SkipUnchanged && r.tagIs(ctx, id, target.desc.Digest) {
+			r.log("%s: already %s", images.Familiar(n.normalized), target.desc.Digest)
 			continue
 		}
 		if err := r.putManifest(ctx, target, id, images.Familiar(n.normalized)); err != nil {

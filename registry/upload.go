@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata/registry/hosts"
@@ -160,6 +161,18 @@ func (r *repoPusher) hasManifest(ctx context.Context, m manifestBlob) bool {
 	resp.Body.Close()
 	got := resp.Header.Get("Docker-Content-Digest")
 	return got == "" || got == m.desc.Digest.String()
+}
+
+// tagIs reports whether the repository's tag names d, by a HEAD.
+func (r *repoPusher) tagIs(ctx context.Context, tag string, d digest.Digest) bool {
+	c := r.client
+	header := http.Header{"Accept": {ocispec.MediaTypeImageManifest + ", " + ocispec.MediaTypeImageIndex + ", application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json"}}
+	resp, err := c.do(ctx, http.MethodHead, c.url("manifests/"+tag), nil, 0, header, http.StatusOK)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.Header.Get("Docker-Content-Digest") == d.String()
 }
 
 // blobOutcome is what became of one blob.

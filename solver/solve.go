@@ -218,6 +218,7 @@ func (st *solve) build(ctx context.Context, x *vertex) (Result, error) {
 			return nil, st.fail(x, fmt.Errorf("look up cache key %s: %w", ki.key, err))
 		}
 		if ok {
+			st.used(x, ki.key, r)
 			st.emit(x, progress.Event{Status: progress.Cached})
 			return r, nil
 		}
@@ -265,9 +266,17 @@ func (st *solve) exec(ctx context.Context, x *vertex, ki *keyInfo, inputs []Resu
 				return nil, st.fail(x, fmt.Errorf("save record of step %s: %w", id, err))
 			}
 		}
+		st.used(x, ki.key, r)
 	}
 	st.emit(x, progress.Event{Status: progress.Done})
 	return r, nil
+}
+
+// used tells a recording cache store that x's result r, under key, was used.
+func (st *solve) used(x *vertex, key digest.Digest, r Result) {
+	if u, ok := st.opts.Cache.(UseRecorder); ok {
+		u.Used(key, x.v.Meta.StepID, r)
+	}
 }
 
 // missReason explains why x, about to run, missed the cache.

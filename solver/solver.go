@@ -99,6 +99,13 @@ type CacheStore interface {
 	SaveStep(ctx context.Context, stepID string, rec *StepRecord) error
 }
 
+// UseRecorder is an optional interface of a CacheStore: it learns every
+// result a Solve used with its key and step, whether it came from the cache
+// or was just made and saved. A cache export is made from these.
+type UseRecorder interface {
+	Used(key digest.Digest, stepID string, r Result)
+}
+
 // StepRecord is what a miss of a step is explained against.
 type StepRecord struct {
 	Key        digest.Digest

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -28,6 +29,7 @@ type buildFlags struct {
 	check                                         bool
 	jobs                                          int
 	secrets, ssh, addHosts, allow                 []string
+	cacheFrom, cacheTo                            []string
 	network, runtime                              string
 }
 
@@ -51,6 +53,8 @@ func newBuild(g *globals) *cobra.Command {
 	fl.StringArrayVar(&f.noCacheFilt, "no-cache-filter", nil, "do not use the cache for these stages")
 	fl.StringArrayVarP(&f.outputs, "output", "o", nil, "output: type=image|oci|docker|local|tar,dest=PATH (a bare PATH is type=local)")
 	fl.BoolVar(&f.push, "push", false, "push the image to the registry of each -t name (shorthand for -o type=registry)")
+	fl.StringArrayVar(&f.cacheFrom, "cache-from", nil, "import build cache: type=registry,ref=NAME | type=local,src=DIR (a bare NAME is a registry ref)")
+	fl.StringArrayVar(&f.cacheTo, "cache-to", nil, "export build cache: type=registry,ref=NAME | type=local,dest=DIR | type=inline [,mode=min|max][,ignore-error=true]")
 	fl.StringArrayVar(&f.labels, "label", nil, "set a label on the image (KEY=VALUE)")
 	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto, plain, quiet")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "print only the image ID (the config digest) on success")
@@ -178,6 +182,12 @@ func (f *buildFlags) options(contextDir string) (builder.Options, error) {
 	if opts.Exports, err = parseOutputs(f.outputs); err != nil {
 		return opts, err
 	}
+	if opts.CacheFrom, err = parseCacheSpecs(f.cacheFrom, false); err != nil {
+		return opts, err
+	}
+	if opts.CacheTo, err = parseCacheSpecs(f.cacheTo, true); err != nil {
+		return opts, err
+	}
 	if f.push {
 		if len(f.tags) == 0 {
 			return opts, usagef("--push needs a name: give -t NAME")
@@ -300,6 +310,66 @@ func parseOutputs(vals []string) ([]exporter.Exporter, error) {
 			return nil, err
 		}
 		out = append(out, e)
+	}
+	return out, nil
+}
+
+// parseCacheSpecs reads --cache-from (export false) or --cache-to values
+// as buildx does.
+func parseCacheSpecs(vals []string, export bool) ([]builder.CacheSpec, error) {
+	flag := "--cache-from"
+	if export {
+		flag = "--cache-to"
+	}
+	var out []builder.CacheSpec
+	for _, v := range vals {
+		if !strings.Contains(v, "=") {
+			v = "type=registry,ref=" + v
+		}
+		kv, err := splitOptions(flag, v)
+		if err != nil {
+			return nil, err
+		}
+		spec := builder.CacheSpec{Type: kv["type"], Tag: kv["tag"], Mode: kv["mode"], Insecure: kv["registry.insecure"] == "true"}
+		if b, ok := kv["ignore-error"]; ok {
+			if spec.IgnoreError, err = strconv.ParseBool(b); err != nil {
+				return nil, usagef("%s %s: ignore-error=%q is not a boolean", flag, v, b)
+			}
+		}
+		switch spec.Mode {
+		case "", "min", "max":
+		default:
+			return nil, usagef("%s %s: unknown mode %q (min, max)", flag, v, spec.Mode)
+		}
+		dirKey := "src"
+		if export {
+			dirKey = "dest"
+		}
+		switch spec.Type {
+		case "registry":
+			if kv["ref"] == "" {
+				return nil, usagef("%s %s: type=registry needs ref=NAME", flag, v)
+			}
+			if spec.Ref, err = images.Normalize(kv["ref"]); err != nil {
+				return nil, usagef("%s %s: invalid ref: %v", flag, v, err)
+			}
+		case "local":
+			if spec.Dir = kv[dirKey]; spec.Dir == "" {
+				return nil, usagef("%s %s: type=local needs %s=DIR", flag, v, dirKey)
+			}
+		case "inline":
+			if !export {
+				return nil, usagef("%s %s: an inline cache is imported with type=registry,ref=IMAGE", flag, v)
+			}
+			if spec.Mode == "max" {
+				return nil, usagef("%s %s: an inline cache holds only the final image's steps (mode=min)", flag, v)
+			}
+		case "":
+			return nil, usagef("%s %s: missing type=", flag, v)
+		default:
+			return nil, usagef("%s %s: unknown cache type %q (registry, local, inline)", flag, v, spec.Type)
+		}
+		out = append(out, spec)
 	}
 	return out, nil
 }

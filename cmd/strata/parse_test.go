@@ -371,3 +371,41 @@ func TestUsageErrorsOfOtherCommands(t *testing.T) {
 		}
 	}
 }
+
+func TestParseCacheSpecs(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		export  bool
+		want    builder.CacheSpec
+		wantErr string
+	}{
+		{in: "127.0.0.1:5000/app:cache", want: builder.CacheSpec{Type: "registry", Ref: "127.0.0.1:5000/app:cache"}},
+		{in: "type=registry,ref=app", want: builder.CacheSpec{Type: "registry", Ref: "docker.io/library/app:latest"}},
+		{in: "type=registry,ref=r/c:1,mode=max,ignore-error=true,registry.insecure=true", export: true,
+			want: builder.CacheSpec{Type: "registry", Ref: "docker.io/r/c:1", Mode: "max", IgnoreError: true, Insecure: true}},
+		{in: "type=local,src=/c", want: builder.CacheSpec{Type: "local", Dir: "/c"}},
+		{in: "type=local,dest=/c,tag=v2", export: true, want: builder.CacheSpec{Type: "local", Dir: "/c", Tag: "v2"}},
+		{in: "type=inline", export: true, want: builder.CacheSpec{Type: "inline"}},
+		{in: "type=local,dest=/c", wantErr: "needs src=DIR"},
+		{in: "type=local,src=/c", export: true, wantErr: "needs dest=DIR"},
+		{in: "type=registry", wantErr: "needs ref=NAME"},
+		{in: "type=registry,ref=Bad Name", wantErr: "invalid ref"},
+		{in: "type=inline", wantErr: "imported with type=registry"},
+		{in: "type=inline,mode=max", export: true, wantErr: "mode=min"},
+		{in: "type=registry,ref=a,mode=all", export: true, wantErr: `unknown mode "all"`},
+		{in: "type=registry,ref=a,ignore-error=maybe", export: true, wantErr: "not a boolean"},
+		{in: "type=s3,ref=a", wantErr: `unknown cache type "s3"`},
+		{in: "ref=a", wantErr: "missing type="},
+	} {
+		got, err := parseCacheSpecs([]string{tc.in}, tc.export)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !isUsage(err) {
+				t.Errorf("parseCacheSpecs(%q, %t) = %v, want usage error %q", tc.in, tc.export, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || len(got) != 1 || got[0] != tc.want {
+			t.Errorf("parseCacheSpecs(%q, %t) = %+v, %v; want %+v", tc.in, tc.export, got, err, tc.want)
+		}
+	}
+}

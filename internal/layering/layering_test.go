@@ -57,6 +57,8 @@ var rules = []rule{
 	// cache's layers into an image.
 	{from: "exporter", allowed: only("cache", "cache/content", "cache/images", "cache/layer", "mount", "registry/...", "internal/..."),
 		why: "exporters write what the content store holds"},
+	{from: "remotecache", allowed: only("cache", "cache/content", "cache/images", "registry/...", "internal/..."),
+		why: "the remote cache moves records and blobs, and knows no build"},
 	{from: "store", allowed: only("cache/...", "exporter", "registry/...", "executor/...", "internal/...", "mount"),
 		why: "the store owns the root and knows no build"},
 	{from: "cmd", allowed: only("builder/...", "store/...", "exporter/...", "registry/...", "internal/...", "cache/images", "llb"),

@@ -9,35 +9,113 @@ import (
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/strata-build/strata/cache"
+	"github.com/strata-build/strata/cache/content"
 	"github.com/strata-build/strata/cache/snapshot"
 	"github.com/strata-build/strata/solver"
 )
 
-// CacheStore is the solver's view of the store's result records.
+// CacheStore is the solver's view of the store's result records, and of
+// the records of imported caches.
 type CacheStore struct {
 	Records     *cache.Records
 	Snapshotter snapshot.Snapshotter
+	// Remote, if set, is asked on a local miss: a hit there fetches the
+	// result's layers into the content store and unpacks them with Worker
+	// (snapshots named by chain ID, shared with images), and is then a
+	// local record.
+	Remote RemoteCache
+	Worker *Worker
 
 	mu      sync.Mutex
 	touched []digest.Digest // hits to mark used, written once by Flush
+	used    []UsedResult
+}
+
+// RemoteCache is the records of imported caches.
+type RemoteCache interface {
+	// Lookup returns the layers of key's result, base first.
+	Lookup(key digest.Digest) ([]cache.Layer, bool)
+	// Fetch stores the layers of key's result that cs lacks.
+	Fetch(ctx context.Context, cs *content.Store, key digest.Digest) error
+}
+
+// UsedResult is a result a solve used: from the cache or just made.
+type UsedResult struct {
+	Key      digest.Digest
+	Step     string
+	Snapshot string
+}
+
+// Used records r as used under key (solver.UseRecorder); host
+// directories are not results a cache can carry.
+func (c *CacheStore) Used(key digest.Digest, stepID string, r solver.Result) {
+	ref := refOf(r)
+	if ref.Dir != "" {
+		return
+	}
+	c.mu.Lock()
+	c.used = append(c.used, UsedResult{Key: key, Step: stepID, Snapshot: ref.Snapshot})
+	c.mu.Unlock()
+}
+
+// UsedResults lists the results used since the store was made.
+func (c *CacheStore) UsedResults() []UsedResult {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]UsedResult(nil), c.used...)
 }
 
 // Lookup returns the committed snapshot a key points at; a record whose
-// snapshot is gone is a miss.
+// snapshot is gone is a miss. A local miss asks Remote.
 func (c *CacheStore) Lookup(ctx context.Context, key digest.Digest) (solver.Result, bool, error) {
 	rec, err := c.Records.Result(key)
-	if err != nil || rec == nil {
+	if err != nil {
 		return nil, false, err
+	}
+	if rec == nil {
+		return c.lookupRemote(ctx, key)
 	}
 	if rec.Snapshot != "" {
 		if _, err := c.Snapshotter.Stat(ctx, rec.Snapshot); err != nil {
-			return nil, false, nil
+			return c.lookupRemote(ctx, key)
 		}
 	}
 	c.mu.Lock()
 	c.touched = append(c.touched, key)
 	c.mu.Unlock()
 	return &Ref{Snapshot: rec.Snapshot}, true, nil
+}
+
+// lookupRemote makes key's result from an imported cache: its layers are
+// fetched if the content store lacks them, unpacked, and recorded locally.
+func (c *CacheStore) lookupRemote(ctx context.Context, key digest.Digest) (solver.Result, bool, error) {
+	if c.Remote == nil {
+		return nil, false, nil
+	}
+	layers, ok := c.Remote.Lookup(key)
+	if !ok {
+		return nil, false, nil
+	}
+	if err := c.Remote.Fetch(ctx, c.Worker.Content, key); err != nil {
+		return nil, false, err
+	}
+	parent := ""
+	var chain digest.Digest
+	for i, l := range layers {
+		chain = ChainID(chain, l.DiffID)
+		name := "layer-" + chain.Encoded()
+		if err := c.Worker.unpackLayer(ctx, name, parent, l); err != nil {
+			return nil, false, fmt.Errorf("unpack cached layer %d of %d (%s): %w", i+1, len(layers), l.Blob.Digest, err)
+		}
+		parent = name
+	}
+	if err := c.Records.SaveResult(key, parent); err != nil {
+		return nil, false, err
+	}
+	c.mu.Lock()
+	c.touched = append(c.touched, key)
+	c.mu.Unlock()
+	return &Ref{Snapshot: parent}, true, nil
 }
 
 // Flush records the hits since the last Flush as used now, in one

@@ -79,6 +79,13 @@ func ChainID(parent, diffID digest.Digest) digest.Digest {
 // unpack makes the committed snapshot name from a layer blob on top of
 // parent, unless it exists already.
 func (w *Worker) unpack(ctx context.Context, name, parent string, blob ocispec.Descriptor, diffID digest.Digest) error {
+	return w.unpackLayer(ctx, name, parent, cache.Layer{DiffID: diffID, Blob: blob})
+}
+
+// unpackLayer is unpack of a layer whose record (its creation time) is
+// kept as given.
+func (w *Worker) unpackLayer(ctx context.Context, name, parent string, l cache.Layer) error {
+	blob, diffID := l.Blob, l.DiffID
 	if _, err := w.Snapshotter.Stat(ctx, name); err == nil {
 		return nil
 	}
@@ -106,5 +113,5 @@ func (w *Worker) unpack(ctx context.Context, name, parent string, blob ocispec.D
 			return err
 		}
 	}
-	return w.Records.SaveLayer(name, cache.Layer{DiffID: diffID, Blob: blob})
+	return w.Records.SaveLayer(name, l)
 }

@@ -1,0 +1,268 @@
+package builder
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/strata-build/strata/cache"
+	"github.com/strata-build/strata/registry"
+	"github.com/strata-build/strata/remotecache"
+	"github.com/strata-build/strata/solver"
+	"github.com/strata-build/strata/solver/ops"
+	"github.com/strata-build/strata/store"
+)
+
+// CacheSpec is one --cache-from or --cache-to, as buildx spells them.
+type CacheSpec struct {
+	// Type is "registry", "local" or "inline".
+	Type string
+	// Ref is a registry cache's name (type=registry,ref=...), normalized.
+	Ref string
+	// Dir is a local cache's OCI layout (src= to import, dest= to export).
+	Dir string
+	// Tag names the cache in the layout; "" is remotecache.DefaultTag.
+	Tag string
+	// Mode is what an export holds: "min" (the final image's steps, the
+	// default) or "max" (every step of every stage).
+	Mode string
+	// IgnoreError makes a failed export a warning.
+	IgnoreError bool
+	// Insecure lets the cache's registry be reached over plain HTTP or
+	// unverified TLS.
+	Insecure bool
+}
+
+func (c CacheSpec) String() string {
+	switch c.Type {
+	case "registry":
+		return "registry " + c.Ref
+	case "local":
+		return "local " + c.Dir
+	}
+	return c.Type
+}
+
+// importCaches reads the records of every --cache-from into one index. A
+// cache that cannot be read is a warning, as in buildx: the build runs
+// without it.
+func importCaches(ctx context.Context, specs []CacheSpec, ropts registry.Options, warn io.Writer) *remotecache.Index {
+	ix := remotecache.NewIndex(solver.KeyVersion)
+	for _, spec := range specs {
+		cfg, src, err := readCache(ctx, spec, ropts)
+		if err == nil {
+			err = ix.Add(cfg, src)
+		}
+		if err != nil {
+			fmt.Fprintf(warn, "WARNING: cache import from %s: %v\n", spec, err)
+		}
+	}
+	return ix
+}
+
+func readCache(ctx context.Context, spec CacheSpec, ropts registry.Options) (remotecache.Config, remotecache.BlobSource, error) {
+	switch spec.Type {
+	case "local":
+		return remotecache.ImportLocal(ctx, spec.Dir, tagOr(spec.Tag))
+	case "registry":
+		if spec.Insecure {
+			ropts = ropts.WithInsecure(spec.Ref)
+		}
+		return remotecache.ImportRegistry(ctx, ropts, spec.Ref)
+	}
+	return remotecache.Config{}, nil, fmt.Errorf("unknown cache type %q", spec.Type)
+}
+
+func tagOr(t string) string {
+	if t == "" {
+		return remotecache.DefaultTag
+	}
+	return t
+}
+
+// cacheEntries are the records a --cache-to exports: the results this build
+// used (mode=max) or those of the final image's chain (mode=min), each with
+// its layers, plus the imported records of steps this build did not reach
+// (a fully cached build reaches only the last step of each chain), so an
+// unchanged build exports an unchanged cache.
+func cacheEntries(ctx context.Context, layers *cache.Layers, cs *ops.CacheStore, root string, max bool, ix *remotecache.Index, epoch *time.Time) ([]remotecache.Entry, []remotecache.Imported, error) {
+	final := map[string]bool{"": true}
+	finalBlobs := map[string]bool{}
+	if root != "" {
+		chain, err := layers.Chain(ctx, root)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, n := range chain {
+			final[n] = true
+		}
+		ls, err := layers.OfChain(ctx, chain, epoch)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, l := range ls {
+			finalBlobs[l.Blob.Digest.String()] = true
+		}
+	}
+	var out []remotecache.Entry
+	seenKey, seenStep := map[string]bool{}, map[string]bool{}
+	for _, u := range cs.UsedResults() {
+		step := unscoped(u.Step)
+		if step != "" {
+			seenStep[step] = true
+		}
+		if !max && !final[u.Snapshot] {
+			continue
+		}
+		if seenKey[u.Key.String()] {
+			continue
+		}
+		seenKey[u.Key.String()] = true
+		e := remotecache.Entry{Key: u.Key, Step: step}
+		if u.Snapshot != "" {
+			chain, err := layers.Chain(ctx, u.Snapshot)
+			if err != nil {
+				return nil, nil, err
+			}
+			ls, err := layers.OfChain(ctx, chain, epoch)
+			if err != nil {
+				return nil, nil, err
+			}
+			for i, l := range ls {
+				if l.Empty {
+					continue
+				}
+				if l.Created == nil {
+					info, err := layers.Snapshotter.Stat(ctx, chain[i])
+					if err != nil {
+						return nil, nil, err
+					}
+					created := info.Created.UTC()
+					l.Created = &created
+				}
+				e.Layers = append(e.Layers, l)
+			}
+		}
+		out = append(out, e)
+	}
+	var carried []remotecache.Imported
+	if ix == nil {
+		return out, nil, nil
+	}
+	for _, im := range ix.Entries() {
+		if seenKey[im.Key.String()] || (im.Step != "" && seenStep[im.Step]) {
+			continue // this build made or used that step's result anew
+		}
+		if !max && !allIn(im.Layers, finalBlobs) {
+			continue // mode=min keeps the final image's steps only
+		}
+		carried = append(carried, im)
+		out = append(out, im.Entry)
+	}
+	return out, carried, nil
+}
+
+// allIn reports whether every layer's blob is in set.
+func allIn(ls []cache.Layer, set map[string]bool) bool {
+	for _, l := range ls {
+		if !set[l.Blob.Digest.String()] {
+			return false
+		}
+	}
+	return true
+}
+
+// unscoped is a step ID without the build's scope prefix (see scopeSteps):
+// caches travel between checkouts at other paths.
+func unscoped(step string) string {
+	_, rest, ok := strings.Cut(step, "/")
+	if !ok {
+		return step
+	}
+	return rest
+}
+
+// exportCaches writes every --cache-to but inline ones. A failure fails
+// the build unless the spec says ignore-error.
+func exportCaches(ctx context.Context, parts store.Parts, specs []CacheSpec, cs *ops.CacheStore, root string, ix *remotecache.Index, ropts registry.Options, epoch *time.Time, warn io.Writer) error {
+	layers := &cache.Layers{Snapshotter: parts.Snapshotter, Content: parts.Content, Records: parts.Records, TempDir: parts.TempDir}
+	for _, spec := range specs {
+		if spec.Type == "inline" {
+			continue
+		}
+		err := exportCache(ctx, parts, layers, spec, cs, root, ix, ropts, epoch)
+		if err != nil && spec.IgnoreError {
+			fmt.Fprintf(warn, "WARNING: cache export to %s: %v\n", spec, err)
+			err = nil
+		}
+		if err != nil {
+			return fmt.Errorf("cache export to %s: %w", spec, err)
+		}
+	}
+	return nil
+}
+
+func exportCache(ctx context.Context, parts store.Parts, layers *cache.Layers, spec CacheSpec, cs *ops.CacheStore, root string, ix *remotecache.Index, ropts registry.Options, epoch *time.Time) error {
+	entries, carried, err := cacheEntries(ctx, layers, cs, root, spec.Mode == "max", ix, epoch)
+	if err != nil {
+		return err
+	}
+	cfg := remotecache.Encode(solver.KeyVersion, entries)
+	switch spec.Type {
+	case "local":
+		if err := fetchCarried(ctx, parts, carried); err != nil {
+			return err
+		}
+		desc, err := remotecache.Store(ctx, parts.Content, cfg)
+		if err != nil {
+			return err
+		}
+		return remotecache.ExportLocal(ctx, parts.Content, spec.Dir, tagOr(spec.Tag), cfg, desc, nil)
+	case "registry":
+		if spec.Insecure {
+			ropts = ropts.WithInsecure(spec.Ref)
+		}
+		return remotecache.ExportRegistry(ctx, parts.Content, ropts, spec.Ref, cfg, carried)
+	}
+	return fmt.Errorf("unknown cache type %q", spec.Type)
+}
+
+// fetchCarried brings the layers of carried-over records into the content
+// store, for targets that copy blobs rather than mount them.
+func fetchCarried(ctx context.Context, parts store.Parts, carried []remotecache.Imported) error {
+	var errs []error
+	for _, im := range carried {
+		missing := im.Layers[:0:0]
+		for _, l := range im.Layers {
+			if _, err := parts.Content.Info(ctx, l.Blob.Digest); err != nil {
+				missing = append(missing, l)
+			}
+		}
+		for _, l := range missing {
+			if err := im.Source.Fetch(ctx, parts.Content, []ocispec.Descriptor{l.Blob}); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// inlineCache is the config key of an inline cache: the final image's
+// records, whose layers are the image's own.
+func inlineCache(ctx context.Context, layers *cache.Layers, cs *ops.CacheStore, root string, ix *remotecache.Index, epoch *time.Time) (map[string]json.RawMessage, error) {
+	entries, _, err := cacheEntries(ctx, layers, cs, root, false, ix, epoch)
+	if err != nil {
+		return nil, err
+	}
+	b, err := remotecache.Encode(solver.KeyVersion, entries).Marshal()
+	if err != nil {
+		return nil, err
+	}
+	return map[string]json.RawMessage{remotecache.InlineKey: b}, nil
+}

@@ -1,0 +1,116 @@
+package remotecache
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/strata-build/strata/cache"
+	"github.com/strata-build/strata/cache/content"
+)
+
+// BlobSource is where an imported cache's layers can be fetched from.
+type BlobSource interface {
+	// Fetch stores the blobs into cs, each verified against its digest and
+	// size; blobs cs has are skipped.
+	Fetch(ctx context.Context, cs *content.Store, blobs []ocispec.Descriptor) error
+	// String names the source in messages.
+	String() string
+}
+
+// Index is the records of the imported caches, by key. The first cache
+// added wins for a key. It is safe for concurrent use.
+type Index struct {
+	keyVersion string
+
+	mu      sync.Mutex
+	entries map[digest.Digest]indexed
+	order   []digest.Digest
+}
+
+type indexed struct {
+	Entry
+	src BlobSource
+}
+
+// NewIndex returns an empty index accepting records of keyVersion.
+func NewIndex(keyVersion string) *Index {
+	return &Index{keyVersion: keyVersion, entries: map[digest.Digest]indexed{}}
+}
+
+// Add takes the records of cfg, whose layers src holds. A config of another
+// key format is an error (its keys cannot match).
+func (ix *Index) Add(cfg Config, src BlobSource) error {
+	if cfg.KeyVersion != ix.keyVersion {
+		return fmt.Errorf("cache %s has key format %q, this strata uses %q", src, cfg.KeyVersion, ix.keyVersion)
+	}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	for _, e := range cfg.Entries() {
+		if _, ok := ix.entries[e.Key]; ok {
+			continue
+		}
+		ix.entries[e.Key] = indexed{Entry: e, src: src}
+		ix.order = append(ix.order, e.Key)
+	}
+	return nil
+}
+
+// Len is the number of records.
+func (ix *Index) Len() int {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	return len(ix.entries)
+}
+
+// Lookup returns the layers of key's result, base first.
+func (ix *Index) Lookup(key digest.Digest) ([]cache.Layer, bool) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	e, ok := ix.entries[key]
+	return e.Layers, ok
+}
+
+// Fetch stores the layers of key's result that cs lacks.
+func (ix *Index) Fetch(ctx context.Context, cs *content.Store, key digest.Digest) error {
+	ix.mu.Lock()
+	e, ok := ix.entries[key]
+	ix.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("no cache record %s", key)
+	}
+	var missing []ocispec.Descriptor
+	for _, l := range e.Layers {
+		if _, err := cs.Info(ctx, l.Blob.Digest); err != nil {
+			missing = append(missing, l.Blob)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if err := e.src.Fetch(ctx, cs, missing); err != nil {
+		return fmt.Errorf("fetch cache layers from %s: %w", e.src, err)
+	}
+	return nil
+}
+
+// Imported is an imported record with where its layers are.
+type Imported struct {
+	Entry
+	Source BlobSource
+}
+
+// Entries lists the records in the order they were added.
+func (ix *Index) Entries() []Imported {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	out := make([]Imported, 0, len(ix.order))
+	for _, k := range ix.order {
+		e := ix.entries[k]
+		out = append(out, Imported{Entry: e.Entry, Source: e.src})
+	}
+	return out
+}
