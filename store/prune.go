@@ -13,6 +13,7 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sys/unix"
 
 	"github.com/strata-build/strata/cache"
 	"github.com/strata-build/strata/cache/content"
@@ -144,10 +145,14 @@ func (s *Store) usage(ctx context.Context) ([]DiskUsage, map[string]int64, error
 // for the other processes that have the store open to close it.
 func (s *Store) Prune(ctx context.Context, opts PruneOptions) (PruneReport, error) {
 	var rep PruneReport
-	if err := lockfile.Exclusive(ctx, s.storeLock); err != nil {
+	// A blocking flock, not a polling one: the kernel wakes the waiter as
+	// soon as the last build lets go (a Ctrl-C while waiting ends the
+	// process, not the wait).
+	fd := int(s.storeLock.Fd())
+	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
 		return rep, fmt.Errorf("lock store for prune: %w", err)
 	}
-	defer lockfile.Shared(context.WithoutCancel(ctx), s.storeLock)
+	defer unix.Flock(fd, unix.LOCK_SH)
 
 	usage, sizes, err := s.usage(ctx)
 	if err != nil {
