@@ -88,6 +88,10 @@ func New(path string, perm os.FileMode) (*File, error) {
 	return &File{f: f, path: path}, nil
 }
 
+// Chown gives the file an owner before it is committed (a file replaced
+// for its owner by root keeps that owner).
+func (f *File) Chown(uid, gid int) error { return f.f.Chown(uid, gid) }
+
 // Path is the path Commit puts the file at.
 func (f *File) Path() string { return f.path }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/docker/cli/cli/config/types"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/strata-build/strata/internal/atomicfile"
 )
 
 // Login checks user and password against host, reached through r as a
@@ -167,28 +168,19 @@ func (f *configFile) GetAuthConfigs() map[string]types.AuthConfig { return f.cf.
 
 func (f *configFile) GetFilename() string { return f.cf.Filename }
 
-func (f *configFile) Save() (err error) {
+func (f *configFile) Save() error {
 	path := f.cf.Filename
 	if p, err := filepath.EvalSymlinks(path); err == nil {
 		path = p
 	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
+	tmp, err := atomicfile.New(path, 0o600)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := tmp.Chmod(0o600); err != nil {
-		return err
-	}
+	defer tmp.Close()
 	if fi, err := os.Stat(path); err == nil {
 		if st, ok := fi.Sys().(*syscall.Stat_t); ok && os.Geteuid() == 0 {
 			if err := tmp.Chown(int(st.Uid), int(st.Gid)); err != nil {
@@ -199,19 +191,5 @@ func (f *configFile) Save() (err error) {
 	if err := f.cf.SaveToWriter(tmp); err != nil {
 		return err
 	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return tmp.Commit()
 }
