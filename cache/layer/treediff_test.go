@@ -15,9 +15,9 @@ import (
 
 	"github.com/containerd/continuity/fs"
 	"github.com/google/go-cmp/cmp"
-	"golang.org/x/sys/unix"
 
 	"github.com/strata-build/strata/cache/snapshot"
+	"github.com/strata-build/strata/internal/testutil"
 	"github.com/strata-build/strata/mount"
 )
 
@@ -224,7 +224,7 @@ func BenchmarkTreeDiff(b *testing.B) {
 	} {
 		b.Run("impl="+impl.name, func(b *testing.B) {
 			b.ReportAllocs()
-			cpu := cpuTime()
+			cpu := testutil.CPUTime()
 			for b.Loop() {
 				t := newTarWriter(io.Discard, DiffOptions{})
 				if err := impl.diff(ctx, t, lower, upper); err != nil {
@@ -234,18 +234,7 @@ func BenchmarkTreeDiff(b *testing.B) {
 					b.Fatalf("%d entries", t.n)
 				}
 			}
-			b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(testutil.CPUTime()-cpu)/float64(b.N), "cpu-ns/op")
 		})
 	}
-}
-
-// cpuTime is the CPU time, user and system, the process has used: a
-// benchmark measure that other work on a shared machine disturbs less than
-// wall time.
-func cpuTime() time.Duration {
-	var ru unix.Rusage
-	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
-		panic(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -7,9 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/containerd/continuity/fs"
+	"github.com/strata-build/strata/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -139,7 +139,7 @@ func BenchmarkDiskUsage(b *testing.B) {
 	for _, im := range impls {
 		b.Run("impl="+im.name, func(b *testing.B) {
 			b.ReportAllocs()
-			cpu := cpuTime()
+			cpu := testutil.CPUTime()
 			for b.Loop() {
 				u, err := im.du()
 				if err != nil {
@@ -149,18 +149,7 @@ func BenchmarkDiskUsage(b *testing.B) {
 					b.Fatalf("usage %+v, fs.DiskUsage says %+v", u, want)
 				}
 			}
-			b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(testutil.CPUTime()-cpu)/float64(b.N), "cpu-ns/op")
 		})
 	}
-}
-
-// cpuTime is the CPU time, user and system, the process has used: a
-// benchmark measure that other work on a shared machine disturbs less than
-// wall time.
-func cpuTime() time.Duration {
-	var ru unix.Rusage
-	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
-		panic(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

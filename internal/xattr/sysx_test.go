@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/containerd/continuity/sysx"
+	"github.com/strata-build/strata/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -92,27 +93,16 @@ func BenchmarkXattr(b *testing.B) {
 		for _, im := range impls {
 			b.Run("op="+op.name+"/impl="+im.name, func(b *testing.B) {
 				b.ReportAllocs()
-				cpu := cpuTime()
+				cpu := testutil.CPUTime()
 				for b.Loop() {
 					if err := op.run(im.list, im.get); err != nil {
 						b.Fatal(err)
 					}
 				}
-				b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
+				b.ReportMetric(float64(testutil.CPUTime()-cpu)/float64(b.N), "cpu-ns/op")
 			})
 		}
 	}
-}
-
-// cpuTime is the CPU time, user and system, the process has used: a
-// benchmark measure that other work on a shared machine disturbs less than
-// wall time.
-func cpuTime() time.Duration {
-	var ru unix.Rusage
-	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
-		panic(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // TestReadAllSizeChangesBetweenCalls feeds readAll the calls of a value
