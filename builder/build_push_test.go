@@ -160,3 +160,35 @@ func exitCode(err error) int {
 	}
 	return -1
 }
+
+// What strata pushes, the real consumers take: skopeo inspects it, and a
+// docker daemon (where one runs) pulls and runs it.
+func TestPushedImageRunsInDocker(t *testing.T) {
+	e := newEnv(t)
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	d := registrytest.StartDistribution(t, registrytest.DistributionOptions{})
+	ref := d.Host + "/strata/pushed:1"
+	dir := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nRUN echo from-strata > /p\nCMD [\"cat\", \"/p\"]\n"})
+	res, _ := e.mustBuild(dir, builder.Options{Tags: []string{ref}, Exports: []exporter.Exporter{exporter.Registry{}}})
+	if _, err := exec.LookPath("skopeo"); err == nil {
+		out, err := exec.Command("skopeo", "inspect", "--tls-verify=false", "--format", "{{.Digest}}", "docker://"+ref).CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != res.Manifest.Digest.String() {
+			t.Errorf("skopeo inspect %s = %q, %v; want %s", ref, out, err, res.Manifest.Digest)
+		}
+	} else {
+		t.Log("skopeo not installed: skipping its check")
+	}
+	if err := exec.Command("docker", "info").Run(); err != nil {
+		t.Log("no docker daemon: skipping docker pull and run")
+		return
+	}
+	// docker treats 127.0.0.0/8 registries as insecure (plain HTTP) by default.
+	if out, err := exec.Command("docker", "pull", ref).CombinedOutput(); err != nil {
+		t.Fatalf("docker pull %s: %v\n%s", ref, err, out)
+	}
+	defer exec.Command("docker", "rmi", "-f", ref).Run()
+	out, err := exec.Command("docker", "run", "--rm", "--network", "none", ref).CombinedOutput()
+	if err != nil || string(out) != "from-strata\n" {
+		t.Errorf("docker run %s = %q, %v", ref, out, err)
+	}
+}
