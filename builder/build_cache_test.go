@@ -211,3 +211,31 @@ func TestCacheInline(t *testing.T) {
 		t.Errorf("store B built %s, store A %s", resB.Manifest.Digest, resA.Manifest.Digest)
 	}
 }
+
+// A fully cached build whose final stage copies from another stage needs
+// the key of that COPY, not the other stage's files: the cache's link
+// says which key the COPY had, so the other stage is never fetched.
+func TestCacheCopyFromStageFetchesNothingOfTheStage(t *testing.T) {
+	a := newEnv(t)
+	b := a.twin(t)
+	df := "FROM busybox AS build\nRUN head -c 200000 /dev/urandom > /big && echo built > /out\nFROM busybox\nCOPY --from=build /out /out\n"
+	dir := writeContext(t, map[string]string{"Dockerfile": df})
+	cacheDir := filepath.Join(t.TempDir(), "cache")
+	spec := builder.CacheSpec{Type: "local", Dir: cacheDir, Mode: "max"}
+	resA, _ := a.mustBuild(dir, builder.Options{CacheTo: []builder.CacheSpec{spec}})
+	res, _ := a.mustBuild(dir, builder.Options{Target: "build"})
+	img := a.readImage(res)
+	stage := img.manifest.Layers[len(img.manifest.Layers)-1].Digest
+
+	resB, ev := b.mustBuild(dir, builder.Options{CacheFrom: []builder.CacheSpec{spec}})
+	allCached(t, ev)
+	if resB.Manifest.Digest != resA.Manifest.Digest {
+		t.Errorf("store B built %s, store A %s", resB.Manifest.Digest, resA.Manifest.Digest)
+	}
+	if blobSet(t, b.store)[stage] {
+		t.Errorf("store B fetched the build stage's layer %s, which the cached COPY did not need", stage)
+	}
+	// A no-op rebuild on A finds the COPY's key by its link too.
+	_, ev = a.mustBuild(dir, builder.Options{})
+	allCached(t, ev)
+}

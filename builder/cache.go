@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata/cache"
@@ -168,6 +169,20 @@ func cacheEntries(ctx context.Context, layers *cache.Layers, cs *ops.CacheStore,
 	return out, carried, nil
 }
 
+// cacheLinks are the links to export: those of this build, and the
+// imported ones (Encode keeps those whose key it exports).
+func cacheLinks(cs *ops.CacheStore, ix *remotecache.Index) map[digest.Digest]digest.Digest {
+	links := cs.UsedLinks()
+	if ix != nil {
+		for l, k := range ix.Links() {
+			if _, ok := links[l]; !ok {
+				links[l] = k
+			}
+		}
+	}
+	return links
+}
+
 // allIn reports whether every layer's blob is in set.
 func allIn(ls []cache.Layer, set map[string]bool) bool {
 	for _, l := range ls {
@@ -213,7 +228,7 @@ func exportCache(ctx context.Context, parts store.Parts, layers *cache.Layers, s
 	if err != nil {
 		return err
 	}
-	cfg := remotecache.Encode(solver.KeyVersion, entries)
+	cfg := remotecache.Encode(solver.KeyVersion, entries, cacheLinks(cs, ix))
 	switch spec.Type {
 	case "local":
 		if err := fetchCarried(ctx, parts, carried); err != nil {
@@ -260,7 +275,7 @@ func inlineCache(ctx context.Context, layers *cache.Layers, cs *ops.CacheStore, 
 	if err != nil {
 		return nil, err
 	}
-	b, err := remotecache.Encode(solver.KeyVersion, entries).Marshal()
+	b, err := remotecache.Encode(solver.KeyVersion, entries, cacheLinks(cs, ix)).Marshal()
 	if err != nil {
 		return nil, err
 	}

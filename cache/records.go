@@ -30,6 +30,7 @@ var (
 	bucketLayers  = []byte("layers")
 	bucketSteps   = []byte("steps")
 	bucketSums    = []byte("sums")
+	bucketLinks   = []byte("links")
 )
 
 // Records is the record index over one metadata DB.
@@ -98,6 +99,21 @@ func put(d *metadata.DB, bucket []byte, key string, v any) error {
 // Result returns the record of key, or nil.
 func (r *Records) Result(key digest.Digest) (*ResultRecord, error) {
 	return get[ResultRecord](r.db, bucketResults, key.String())
+}
+
+// Link returns the cache key that a link key (an op keyed by its inputs'
+// cache keys alone) stood for when it was last computed in full.
+func (r *Records) Link(link digest.Digest) (digest.Digest, bool, error) {
+	k, err := get[digest.Digest](r.db, bucketLinks, link.String())
+	if err != nil || k == nil {
+		return "", false, err
+	}
+	return *k, true, nil
+}
+
+// SaveLink records that link stands for key.
+func (r *Records) SaveLink(link, key digest.Digest) error {
+	return put(r.db, bucketLinks, link.String(), key)
 }
 
 // SaveResult points key at a committed snapshot.

@@ -29,6 +29,7 @@ type Index struct {
 	mu      sync.Mutex
 	entries map[digest.Digest]indexed
 	order   []digest.Digest
+	links   map[digest.Digest]digest.Digest
 }
 
 type indexed struct {
@@ -38,7 +39,7 @@ type indexed struct {
 
 // NewIndex returns an empty index accepting records of keyVersion.
 func NewIndex(keyVersion string) *Index {
-	return &Index{keyVersion: keyVersion, entries: map[digest.Digest]indexed{}}
+	return &Index{keyVersion: keyVersion, entries: map[digest.Digest]indexed{}, links: map[digest.Digest]digest.Digest{}}
 }
 
 // Add takes the records of cfg, whose layers src holds. A config of another
@@ -56,7 +57,31 @@ func (ix *Index) Add(cfg Config, src BlobSource) error {
 		ix.entries[e.Key] = indexed{Entry: e, src: src}
 		ix.order = append(ix.order, e.Key)
 	}
+	for _, l := range cfg.Links {
+		if _, ok := ix.links[l.Link]; !ok {
+			ix.links[l.Link] = l.Key
+		}
+	}
 	return nil
+}
+
+// LookupLink returns the key a link key stood for.
+func (ix *Index) LookupLink(link digest.Digest) (digest.Digest, bool) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	k, ok := ix.links[link]
+	return k, ok
+}
+
+// Links returns every imported link.
+func (ix *Index) Links() map[digest.Digest]digest.Digest {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	out := make(map[digest.Digest]digest.Digest, len(ix.links))
+	for l, k := range ix.links {
+		out[l] = k
+	}
+	return out
 }
 
 // Len is the number of records.

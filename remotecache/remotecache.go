@@ -52,6 +52,16 @@ type Config struct {
 	KeyVersion string   `json:"keyVersion"`
 	Layers     []Layer  `json:"layers"`
 	Records    []Record `json:"records"`
+	// Links map link keys to the keys they stood for (see solver.Linker):
+	// with them a machine knows the key of a COPY --from a cached stage
+	// without fetching that stage.
+	Links []Link `json:"links,omitempty"`
+}
+
+// Link is one link key and the cache key it stood for.
+type Link struct {
+	Link digest.Digest `json:"link"`
+	Key  digest.Digest `json:"key"`
 }
 
 // Layer is one layer blob with its diff ID and when its step first ran
@@ -79,8 +89,8 @@ type Entry struct {
 }
 
 // Encode makes the deterministic Config of entries (one per key: the first
-// wins).
-func Encode(keyVersion string, entries []Entry) Config {
+// wins) and links (sorted; only those whose key is among the entries').
+func Encode(keyVersion string, entries []Entry, links map[digest.Digest]digest.Digest) Config {
 	sorted := slices.Clone(entries)
 	slices.SortStableFunc(sorted, func(a, b Entry) int { return cmp.Compare(a.Key, b.Key) })
 	cfg := Config{KeyVersion: keyVersion, Layers: []Layer{}, Records: []Record{}}
@@ -101,6 +111,16 @@ func Encode(keyVersion string, entries []Entry) Config {
 		}
 		cfg.Records = append(cfg.Records, rec)
 	}
+	keys := make(map[digest.Digest]bool, len(cfg.Records))
+	for _, r := range cfg.Records {
+		keys[r.Key] = true
+	}
+	for l, k := range links {
+		if keys[k] {
+			cfg.Links = append(cfg.Links, Link{Link: l, Key: k})
+		}
+	}
+	slices.SortFunc(cfg.Links, func(a, b Link) int { return cmp.Compare(a.Link, b.Link) })
 	return cfg
 }
 
@@ -131,6 +151,11 @@ func Decode(b []byte) (Config, error) {
 			if i < 0 || i >= len(cfg.Layers) {
 				return Config{}, fmt.Errorf("cache record %s names layer %d of %d", r.Key, i, len(cfg.Layers))
 			}
+		}
+	}
+	for _, l := range cfg.Links {
+		if l.Link.Validate() != nil || l.Key.Validate() != nil {
+			return Config{}, fmt.Errorf("cache link %s -> %s: invalid digest", l.Link, l.Key)
 		}
 	}
 	for _, l := range cfg.Layers {

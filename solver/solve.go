@@ -44,6 +44,10 @@ type keyInfo struct {
 	key    digest.Digest
 	cm     *CacheMap
 	inputs []InputRecord
+	// linked is set when key came from a link (see Linker): the inputs'
+	// content was not read, so inputs lacks their files; a miss computes
+	// the key in full before running the op.
+	linked bool
 }
 
 // load resolves v and everything below it, merging vertices by digest. It
@@ -152,9 +156,68 @@ func (st *solve) computeKey(ctx context.Context, x *vertex) (*keyInfo, error) {
 	if len(cm.Deps) > len(x.inputs) {
 		return nil, st.fail(x, fmt.Errorf("cache map has %d deps for %d inputs", len(cm.Deps), len(x.inputs)))
 	}
+	link, err := st.linkKey(ctx, x, cm)
+	if err != nil || link == "" {
+		if err != nil {
+			return nil, err
+		}
+		return st.fullKey(ctx, x, cm)
+	}
+	linker := st.opts.Cache.(Linker)
+	if k, ok, err := linker.LookupLink(ctx, link); err != nil {
+		return nil, st.fail(x, fmt.Errorf("look up cache link %s: %w", link, err))
+	} else if ok {
+		return &keyInfo{key: k, cm: cm, linked: true}, nil
+	}
+	ki, err := st.fullKey(ctx, x, cm)
+	if err != nil {
+		return nil, err
+	}
+	if err := linker.SaveLink(ctx, link, ki.key); err != nil {
+		return nil, st.fail(x, fmt.Errorf("save cache link %s: %w", link, err))
+	}
+	return ki, nil
+}
+
+// linkKey is x's link key: its inputs keyed by their cache keys alone.
+// It is "" where a link cannot stand for the key: the store keeps no
+// links, the cache is not used for x, x reads no input's content, or an
+// input it reads is not a cached vertex (the build context is read afresh
+// every time, and its key says nothing of its content).
+func (st *solve) linkKey(ctx context.Context, x *vertex, cm *CacheMap) (digest.Digest, error) {
+	if _, ok := st.opts.Cache.(Linker); !ok || cm.NoCache || st.opts.NoCache || x.v.Meta.IgnoreCache {
+		return "", nil
+	}
+	parts := make([]string, len(x.inputs))
+	content := false
+	for i, in := range x.inputs {
+		if in == nil {
+			continue
+		}
+		k, err := st.keyOf(ctx, in)
+		if err != nil {
+			return "", err
+		}
+		parts[i] = string(k.key)
+		if i < len(cm.Deps) && cm.Deps[i].Content != nil {
+			if k.cm.NoCache {
+				return "", nil
+			}
+			content = true
+		}
+	}
+	if !content {
+		return "", nil
+	}
+	return cacheKey(cm.Digest, append(parts, "link")), nil
+}
+
+// fullKey computes x's key, reading the content its content-keyed inputs
+// give it.
+func (st *solve) fullKey(ctx context.Context, x *vertex, cm *CacheMap) (*keyInfo, error) {
 	parts := make([]string, len(x.inputs))
 	recs := make([]InputRecord, len(x.inputs))
-	err = each(x, func(i int, in *vertex) error {
+	err := each(x, func(i int, in *vertex) error {
 		var content func(context.Context, Result) (ContentSum, error)
 		if i < len(cm.Deps) {
 			content = cm.Deps[i].Content
@@ -222,6 +285,26 @@ func (st *solve) build(ctx context.Context, x *vertex) (Result, error) {
 			st.emit(x, progress.Event{Status: progress.Cached})
 			return r, nil
 		}
+	}
+	if ki.linked {
+		// The link's key missed: compute it in full (the inputs' content
+		// and the files a miss reason names), and look that up.
+		full, err := st.fullKey(ctx, x, ki.cm)
+		if err != nil {
+			return nil, err
+		}
+		if useCache && full.key != ki.key {
+			r, ok, err := st.opts.Cache.Lookup(ctx, full.key)
+			if err != nil {
+				return nil, st.fail(x, fmt.Errorf("look up cache key %s: %w", full.key, err))
+			}
+			if ok {
+				st.used(x, full.key, r)
+				st.emit(x, progress.Event{Status: progress.Cached})
+				return r, nil
+			}
+		}
+		ki = full
 	}
 	var reason string
 	if cacheable {

@@ -99,6 +99,17 @@ type CacheStore interface {
 	SaveStep(ctx context.Context, stepID string, rec *StepRecord) error
 }
 
+// Linker is an optional interface of a CacheStore: it remembers which
+// cache key a link key stood for. A link key keys an op whose content-keyed
+// inputs are cacheable vertices (a COPY --from another stage) by those
+// inputs' cache keys instead of their content: a later solve that finds the
+// link needs neither the input's result nor its checksum to know the key,
+// so a cached stage that only feeds a cached step is never loaded.
+type Linker interface {
+	LookupLink(ctx context.Context, link digest.Digest) (digest.Digest, bool, error)
+	SaveLink(ctx context.Context, link, key digest.Digest) error
+}
+
 // UseRecorder is an optional interface of a CacheStore: it learns every
 // result a Solve used with its key and step, whether it came from the cache
 // or was just made and saved. A cache export is made from these.

@@ -29,6 +29,7 @@ type CacheStore struct {
 	mu      sync.Mutex
 	touched []digest.Digest // hits to mark used, written once by Flush
 	used    []UsedResult
+	links   map[digest.Digest]digest.Digest // links used or made, link -> key
 }
 
 // RemoteCache is the records of imported caches.
@@ -37,6 +38,50 @@ type RemoteCache interface {
 	Lookup(key digest.Digest) ([]cache.Layer, bool)
 	// Fetch stores the layers of key's result that cs lacks.
 	Fetch(ctx context.Context, cs *content.Store, key digest.Digest) error
+	// LookupLink returns the key a link key stood for.
+	LookupLink(link digest.Digest) (digest.Digest, bool)
+}
+
+// LookupLink returns the key link stood for, from the store's records or
+// the imported caches (solver.Linker).
+func (c *CacheStore) LookupLink(ctx context.Context, link digest.Digest) (digest.Digest, bool, error) {
+	k, ok, err := c.Records.Link(link)
+	if err != nil {
+		return "", false, err
+	}
+	if !ok && c.Remote != nil {
+		k, ok = c.Remote.LookupLink(link)
+	}
+	if ok {
+		c.noteLink(link, k)
+	}
+	return k, ok, nil
+}
+
+// SaveLink records that link stands for key (solver.Linker).
+func (c *CacheStore) SaveLink(ctx context.Context, link, key digest.Digest) error {
+	c.noteLink(link, key)
+	return c.Records.SaveLink(link, key)
+}
+
+func (c *CacheStore) noteLink(link, key digest.Digest) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.links == nil {
+		c.links = map[digest.Digest]digest.Digest{}
+	}
+	c.links[link] = key
+}
+
+// UsedLinks are the links this store looked up or saved, link -> key.
+func (c *CacheStore) UsedLinks() map[digest.Digest]digest.Digest {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[digest.Digest]digest.Digest, len(c.links))
+	for l, k := range c.links {
+		out[l] = k
+	}
+	return out
 }
 
 // UsedResult is a result a solve used: from the cache or just made.
