@@ -528,3 +528,81 @@ func (contentErrOp) CacheMap(context.Context) (*CacheMap, error) {
 func (contentErrOp) Exec(context.Context, []Result) (Result, error) {
 	return nil, errors.New("exec after a failed checksum")
 }
+
+// linkStore is a memStore that keeps links (Linker).
+type linkStore struct {
+	*memStore
+	links map[digest.Digest]digest.Digest
+}
+
+func (s *linkStore) LookupLink(_ context.Context, l digest.Digest) (digest.Digest, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k, ok := s.links[l]
+	return k, ok, nil
+}
+
+func (s *linkStore) SaveLink(_ context.Context, l, k digest.Digest) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.links[l] = k
+	return nil
+}
+
+// With links, a cached step that copies from a cached stage is a hit
+// without loading the stage or reading its files; a changed stage misses
+// the link and keys by content again; a link whose result is gone falls
+// back to the full key and runs.
+func TestLinkSkipsContentOfCachedInput(t *testing.T) {
+	h := newHarness(t)
+	ls := &linkStore{memStore: h.store, links: map[digest.Digest]digest.Digest{}}
+	solve := func(root *llb.Vertex) *fakeResult {
+		t.Helper()
+		r, err := h.solver(Options{Cache: ls}).Solve(t.Context(), root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.(*fakeResult)
+	}
+	build := func(cmd string) *llb.Vertex {
+		src := h.vertex("builder", spec{key: "builder", files: map[string]string{"bin/app": "elf"}})
+		run := h.vertex("run", spec{key: "run " + cmd, files: map[string]string{"out": cmd}}, src)
+		return h.vertex("final", spec{key: "final", content: []int{0}}, run)
+	}
+	first := solve(build("make"))
+	if len(ls.links) != 1 {
+		t.Fatalf("links after the first solve: %v", ls.links)
+	}
+	h.reset()
+	second := solve(build("make"))
+	if second.id != first.id {
+		t.Errorf("got %s, want cached %s", second.id, first.id)
+	}
+	if n := h.count(h.contents)["final"]; n != 0 {
+		t.Errorf("the linked key read the stage's content %d times", n)
+	}
+	if diff := cmp.Diff([]string{"final cached"}, h.statuses()); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+
+	h.reset()
+	third := solve(build("make all"))
+	if third.files["out"] != "make all" || h.count(h.contents)["final"] != 1 {
+		t.Errorf("a changed stage: result %v, content reads %v", third.files, h.count(h.contents))
+	}
+
+	// The result behind the link is gone: the key is computed in full (the
+	// same key) and the step runs.
+	h.store.mu.Lock()
+	for k, r := range h.store.results {
+		if r.(*fakeResult).id == first.id {
+			delete(h.store.results, k)
+		}
+	}
+	h.store.mu.Unlock()
+	h.reset()
+	fourth := solve(build("make"))
+	if fourth.files["out"] != "make" || h.count(h.execs)["final"] != 1 || h.count(h.contents)["final"] != 1 {
+		t.Errorf("an evicted link target: result %v, execs %v, content reads %v", fourth.files, h.count(h.execs), h.count(h.contents))
+	}
+}
