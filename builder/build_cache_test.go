@@ -239,3 +239,49 @@ func TestCacheCopyFromStageFetchesNothingOfTheStage(t *testing.T) {
 	_, ev = a.mustBuild(dir, builder.Options{})
 	allCached(t, ev)
 }
+
+// Two jobs exporting to one cache ref at once: the ref ends as one of
+// them, whole (its manifest goes up last, after every blob it names), and
+// a third machine builds that job's image from it running nothing.
+func TestCacheRefWrittenByTwoJobsAtOnce(t *testing.T) {
+	a := newEnv(t)
+	b := a.twin(t)
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	reg := registrytest.Start(t)
+	spec := builder.CacheSpec{Type: "registry", Ref: normalize(t, reg.Ref("app/cache:main")), Mode: "max"}
+	dirs := []string{
+		writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nRUN head -c 100000 /dev/urandom > /a\n"}),
+		writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nRUN head -c 100000 /dev/urandom > /b\n"}),
+	}
+	results := make([]*builder.Result, 2)
+	var wg sync.WaitGroup
+	for i, e := range []*env{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, _, err := e.build(dirs[i], builder.Options{CacheTo: []builder.CacheSpec{spec}})
+			if err != nil {
+				t.Errorf("job %d: %v", i, err)
+			}
+			results[i] = res
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	c := a.twin(t)
+	hits := 0
+	for i, dir := range dirs {
+		res, ev := c.mustBuild(dir, builder.Options{CacheFrom: []builder.CacheSpec{spec}})
+		if statusOf(t, ev, "RUN head -c 100000 /dev/urandom > /"+string(rune('a'+i))) == progress.Cached {
+			hits++
+			if res.Manifest.Digest != results[i].Manifest.Digest {
+				t.Errorf("job %d's image from the cache is %s, the job built %s", i, res.Manifest.Digest, results[i].Manifest.Digest)
+			}
+		}
+	}
+	if hits != 1 {
+		t.Errorf("the cache ref serves %d of the two jobs, want exactly one", hits)
+	}
+}
