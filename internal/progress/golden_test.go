@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -145,4 +146,31 @@ func TestRawJSONGolden(t *testing.T) {
 	if !slices.Equal(logs, want) {
 		t.Errorf("logs %q, want %q", logs, want)
 	}
+}
+
+// The final output of a tty view, as a terminal shows it: every step on
+// one line (the one still running CANCELED), the failed step's output,
+// the summary.
+func TestTTYFinalGolden(t *testing.T) {
+	var out bytes.Buffer
+	var now atomic.Pointer[time.Time]
+	now.Store(&t0)
+	r := NewTTY(&out, Options{
+		NoColor:  true,
+		Interval: time.Hour, // no frame but the final one
+		Size:     func() (int, int) { return 72, 20 },
+		Now:      func() time.Time { return *now.Load() },
+	})
+	for _, e := range script() {
+		r.Emit(e)
+	}
+	end := at(2000)
+	now.Store(&end)
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(out.Bytes(), []byte(csi+"3")) {
+		t.Errorf("colour with NoColor: %q", out.Bytes())
+	}
+	checkGolden(t, "tty.golden", []byte(emulate(out.Bytes()).text()))
 }
