@@ -21,7 +21,7 @@ const summaryName = 40
 
 // summary is the line a renderer writes at the end of a build: how many
 // steps ran, came from the cache, failed or never ended, and the three
-// slowest that ran, with their times:
+// slowest that ran (of those that took 0.05s or more), with their times:
 //
 //	strata: 7 steps: 2 run, 5 cached; slowest: 1.2s #4 RUN make, 0.3s #3 COPY . .
 //
@@ -62,6 +62,8 @@ func summary(steps []stepEnd) string {
 	slices.SortStableFunc(ran, func(a, b stepEnd) int {
 		return cmp.Or(cmp.Compare(b.took, a.took), cmp.Compare(a.id, b.id))
 	})
+	// A step that took less than 0.05s would show as 0.0s: it says nothing.
+	ran = slices.DeleteFunc(ran, func(s stepEnd) bool { return s.took < 50*time.Millisecond })
 	for i, s := range ran[:min(3, len(ran))] {
 		if i == 0 {
 			b.WriteString("; slowest: ")

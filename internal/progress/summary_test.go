@@ -26,7 +26,9 @@ func TestSummary(t *testing.T) {
 			{id: 1, name: "[1/3] RUN false", status: Error, took: 50 * ms},
 			{id: 2, name: "[2/3] RUN sleep 9", status: Started, took: 2 * time.Second},
 			{id: 3, name: "pull alpine", status: Done, took: 20 * ms},
-		}, want: "strata: 3 steps: 1 run, 0 cached, 1 failed, 1 unfinished; slowest: 0.1s #1 RUN false, 0.0s #3 pull alpine"},
+		}, want: "strata: 3 steps: 1 run, 0 cached, 1 failed, 1 unfinished; slowest: 0.1s #1 RUN false"},
+		{name: "only quick steps", steps: []stepEnd{{id: 1, name: "[1/1] COPY . .", status: Done, took: 49 * ms}},
+			want: "strata: 1 step: 1 run, 0 cached"},
 		{name: "long name", steps: []stepEnd{
 			{id: 1, name: "[1/1] RUN apt-get update && apt-get install -y build-essential", status: Done, took: 2 * time.Second},
 		}, want: "strata: 1 step: 1 run, 0 cached; slowest: 2.0s #1 RUN apt-get update && apt-get install..."},
