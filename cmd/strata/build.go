@@ -24,6 +24,7 @@ import (
 
 type buildFlags struct {
 	file, target, progress, iidfile, metadataFile string
+	progressSet                                   bool // --progress was given
 	tags, buildArgs, outputs, labels, noCacheFilt []string
 	noCache, pull, quiet, push                    bool
 	check                                         bool
@@ -56,7 +57,7 @@ func newBuild(g *globals) *cobra.Command {
 	fl.StringArrayVar(&f.cacheFrom, "cache-from", nil, "import build cache: type=registry,ref=NAME | type=local,src=DIR (a bare NAME is a registry ref)")
 	fl.StringArrayVar(&f.cacheTo, "cache-to", nil, "export build cache: type=registry,ref=NAME | type=local,dest=DIR | type=inline [,mode=min|max][,ignore-error=true]")
 	fl.StringArrayVar(&f.labels, "label", nil, "set a label on the image (KEY=VALUE)")
-	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto, plain, quiet")
+	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto (tty on a terminal, else plain), tty, plain, rawjson, quiet; without the flag, $BUILDKIT_PROGRESS")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "print only the image ID (the config digest) on success")
 	fl.StringVar(&f.iidfile, "iidfile", "", "write the image ID to this file")
 	fl.StringVar(&f.metadataFile, "metadata-file", "", "write build result metadata to this file")
@@ -72,6 +73,7 @@ func newBuild(g *globals) *cobra.Command {
 }
 
 func runBuild(c *cobra.Command, g *globals, f *buildFlags, contextDir string) (err error) {
+	f.progressSet = c.Flags().Changed("progress")
 	opts, err := f.options(contextDir)
 	if err != nil {
 		return err
@@ -91,17 +93,24 @@ func runBuild(c *cobra.Command, g *globals, f *buildFlags, contextDir string) (e
 			return err
 		}
 	}
-	switch f.progressMode() {
-	case "plain":
-		opts.Progress = progress.NewPlain(c.ErrOrStderr())
-	case "quiet":
-		opts.Progress = progress.Discard
+	choice, err := f.progressChoice(os.LookupEnv, stderrTerminal(c))
+	if err != nil {
+		return err
+	}
+	r := startProgress(c, choice, progress.Options{})
+	opts.Progress = r
+	if tty, ok := r.(*progress.TTY); ok {
+		opts.Warnings = tty.Writer() // above the live view, not through it
 	}
 	var res *builder.Result
 	err = withStore(c, g, func(st *store.Store) error {
 		res, err = builder.Build(c.Context(), st, opts)
 		return err
 	})
+	// The view ends, failed steps' output and the summary are written,
+	// before the result or the error. Close's only error is one writing
+	// to stderr, where it could not be reported.
+	_ = r.Close()
 	if err != nil {
 		return err
 	}
@@ -155,7 +164,7 @@ func (f *buildFlags) options(contextDir string) (builder.Options, error) {
 			return opts, usagef("-f - and a context on stdin cannot both read stdin")
 		}
 	}
-	if _, err := f.progressModeChecked(); err != nil {
+	if _, err := f.progressChoice(os.LookupEnv, false); err != nil {
 		return opts, err
 	}
 	if f.jobs < 0 {
@@ -201,25 +210,6 @@ func (f *buildFlags) options(contextDir string) (builder.Options, error) {
 		return opts, usageError{err}
 	}
 	return opts, nil
-}
-
-// progressMode is the progress output to use: plain or quiet.
-func (f *buildFlags) progressMode() string {
-	m, _ := f.progressModeChecked()
-	return m
-}
-
-func (f *buildFlags) progressModeChecked() (string, error) {
-	if f.quiet {
-		return "quiet", nil
-	}
-	switch f.progress {
-	case "auto", "plain", "tty", "":
-		return "plain", nil
-	case "quiet":
-		return "quiet", nil
-	}
-	return "", usagef("--progress: unknown mode %q (auto, plain, quiet)", f.progress)
 }
 
 // writeBuildFiles writes --iidfile and --metadata-file.

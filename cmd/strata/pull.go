@@ -8,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/strata-build/strata/cache/images"
-	"github.com/strata-build/strata/internal/progress"
 	"github.com/strata-build/strata/registry"
 	"github.com/strata-build/strata/store"
 )
@@ -28,23 +27,26 @@ func newPull(g *globals) *cobra.Command {
 			if _, err := images.Normalize(args[0]); err != nil {
 				return usagef("pull: %v", err)
 			}
-			return withStore(c, g, func(st *store.Store) error {
-				var sink progress.Sink = progress.NewPlain(c.ErrOrStderr())
-				if quiet {
-					sink = progress.Discard
-				}
+			r, err := commandProgress(c, quiet)
+			if err != nil {
+				return err
+			}
+			var res registry.Result
+			err = withStore(c, g, func(st *store.Store) error {
 				ro, err := g.registry()
 				if err != nil {
 					return err
 				}
-				ro.Progress = sink
-				res, err := st.Pull(c.Context(), args[0], store.PullOptions{Platform: p, Registry: ro})
-				if err != nil {
-					return err
-				}
-				printPull(c, res, quiet)
-				return nil
+				ro.Progress = r
+				res, err = st.Pull(c.Context(), args[0], store.PullOptions{Platform: p, Registry: ro})
+				return err
 			})
+			_ = r.Close() // as in build: before the result or the error
+			if err != nil {
+				return err
+			}
+			printPull(c, res, quiet)
+			return nil
 		},
 	}
 	c.Flags().StringVar(&platform, "platform", "", "pull this platform of a multi-platform image (os/arch[/variant]; default: this machine's)")

@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/strata-build/strata/cache/images"
-	"github.com/strata-build/strata/internal/progress"
 	"github.com/strata-build/strata/registry"
 	"github.com/strata-build/strata/registry/hosts"
 	"github.com/strata-build/strata/store"
@@ -39,18 +38,22 @@ func newPush(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ro.Progress = progress.NewPlain(c.ErrOrStderr())
-			if quiet {
-				ro.Progress = progress.Discard
+			r, err := commandProgress(c, quiet)
+			if err != nil {
+				return err
 			}
-			return withStore(c, g, func(st *store.Store) error {
-				res, err := st.Push(c.Context(), args[0], ro)
-				if err != nil {
-					return err
-				}
-				printPush(c.OutOrStdout(), res, quiet)
-				return nil
+			ro.Progress = r
+			var res registry.PushResult
+			err = withStore(c, g, func(st *store.Store) error {
+				res, err = st.Push(c.Context(), args[0], ro)
+				return err
 			})
+			_ = r.Close() // as in build: before the result or the error
+			if err != nil {
+				return err
+			}
+			printPush(c.OutOrStdout(), res, quiet)
+			return nil
 		},
 	}
 	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the pushed digest")

@@ -25,24 +25,36 @@ import (
 // A vertex's name is printed again, after a blank line, whenever output
 // switches to it from another vertex. Log times are seconds since the vertex
 // started; durations and times are taken from Event.Time. Emit is safe for
-// concurrent use; write errors are dropped.
+// concurrent use; write errors are dropped (Close returns the first).
+//
+// Close prints what is left of unterminated output and, after a blank
+// line, the summary of the build (see summary).
 type Plain struct {
-	mu       sync.Mutex
-	w        io.Writer
-	vertices map[digest.Digest]*plainVertex
-	current  *plainVertex // the vertex the last line was about
+	mu        sync.Mutex
+	w         *errWriter
+	vertices  map[digest.Digest]*plainVertex
+	order     []*plainVertex
+	current   *plainVertex // the vertex the last line was about
+	noSummary bool
 }
 
 type plainVertex struct {
 	id      int
 	name    string
 	start   time.Time
+	status  Status // the last status other than Log
+	took    time.Duration
+	lastLog time.Time // of the last output
 	partial [2][]byte // unterminated log output per stream (stdout, stderr)
 }
 
 // NewPlain returns a Plain renderer writing to w.
 func NewPlain(w io.Writer) *Plain {
-	return &Plain{w: w, vertices: map[digest.Digest]*plainVertex{}}
+	return newPlain(w, Options{})
+}
+
+func newPlain(w io.Writer, o Options) *Plain {
+	return &Plain{w: &errWriter{w: w}, vertices: map[digest.Digest]*plainVertex{}, noSummary: o.NoSummary}
 }
 
 // Emit renders one event.
@@ -52,23 +64,43 @@ func (p *Plain) Emit(e Event) {
 	v := p.vertex(e)
 	switch e.Status {
 	case Started:
-		v.start = e.Time
+		v.start, v.status = e.Time, Started
 		p.switchTo(v)
 		if e.Reason != "" {
 			p.printf(v, "cache miss: %s", e.Reason)
 		}
 	case Cached:
+		v.status = Cached
 		p.switchTo(v)
 		p.printf(v, "CACHED")
 	case Log:
 		p.log(v, e)
 	case Done:
 		p.flush(v, e.Time)
-		p.printf(v, "DONE %.1fs", p.elapsed(v, e.Time).Seconds())
+		v.status, v.took = Done, p.elapsed(v, e.Time)
+		p.printf(v, "DONE %.1fs", v.took.Seconds())
 	case Error:
 		p.flush(v, e.Time)
+		v.status, v.took = Error, p.elapsed(v, e.Time)
 		p.printf(v, "ERROR: %s", e.Err)
 	}
+}
+
+// Close prints the unterminated output of the vertices that never ended,
+// then the summary.
+func (p *Plain) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	steps := make([]stepEnd, 0, len(p.order))
+	for _, v := range p.order {
+		p.flush(v, v.lastLog)
+		steps = append(steps, stepEnd{id: v.id, name: v.name, status: v.status, took: v.took})
+	}
+	if s := summary(steps); s != "" && !p.noSummary {
+		p.current = nil
+		fmt.Fprintf(p.w, "\n%s\n", s)
+	}
+	return p.w.firstErr()
 }
 
 // vertex returns the state of e's vertex, numbering it on first sight.
@@ -80,6 +112,7 @@ func (p *Plain) vertex(e Event) *plainVertex {
 			v.name = string(e.Vertex)
 		}
 		p.vertices[e.Vertex] = v
+		p.order = append(p.order, v)
 	}
 	return v
 }
@@ -115,6 +148,7 @@ func (p *Plain) log(v *plainVertex, e Event) {
 	if e.Stream == 2 {
 		s = 1
 	}
+	v.lastLog = e.Time
 	buf := append(v.partial[s], e.Data...)
 	for {
 		i := bytes.IndexByte(buf, '\n')

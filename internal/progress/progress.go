@@ -1,8 +1,10 @@
 // Package progress carries what a build reports while it runs: one Event per
 // change of a vertex's state, plus the lines its command prints.
 //
-// A producer (the solver, an op) calls Sink.Emit; a renderer turns events into
-// text for a terminal, a CI log or JSON. Sinks are passed explicitly, never
+// A producer (the solver, an op) calls Sink.Emit; a Renderer turns events
+// into text: TTY a live view for a terminal, Plain lines for a CI log,
+// RawJSON BuildKit's SolveStatus for programs. Choose picks one from the
+// command line and the environment. Sinks are passed explicitly, never
 // through a context.
 package progress
 
