@@ -116,6 +116,34 @@ func (r *Records) SaveLink(link, key digest.Digest) error {
 	return put(r.db, bucketLinks, link.String(), key)
 }
 
+// DeleteLinksExcept removes the links whose key keep refuses (a prune
+// removed its result).
+func (r *Records) DeleteLinksExcept(keep func(key digest.Digest) bool) error {
+	return r.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketLinks)
+		if b == nil {
+			return nil
+		}
+		var stale [][]byte
+		err := b.ForEach(func(k, v []byte) error {
+			var key digest.Digest
+			if err := json.Unmarshal(v, &key); err != nil || !keep(key) {
+				stale = append(stale, append([]byte(nil), k...))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range stale {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // SaveResult points key at a committed snapshot.
 func (r *Records) SaveResult(key digest.Digest, snapshot string) error {
 	now := time.Now().UTC()

@@ -30,9 +30,23 @@ type vertex struct {
 	op     Op
 	inputs []*vertex // nil entries are scratch
 
+	cmOnce sync.Once
+	cm     *CacheMap
+	cmErr  error
+
 	keyOnce sync.Once
 	key     *keyInfo
 	keyErr  error
+
+	// dkey is the vertex's definition key (see defKey).
+	dkeyOnce sync.Once
+	dkey     digest.Digest
+	dkeyErr  error
+
+	// sums memoizes the content of each content-keyed input.
+	sumsOnce []sync.Once
+	sums     []ContentSum
+	sumsErr  []error
 
 	resOnce sync.Once
 	res     Result
@@ -145,25 +159,56 @@ func (st *solve) keyOf(ctx context.Context, x *vertex) (*keyInfo, error) {
 	return x.key, x.keyErr
 }
 
+// cacheMap is x's CacheMap, asked of the op once.
+func (st *solve) cacheMap(ctx context.Context, x *vertex) (*CacheMap, error) {
+	x.cmOnce.Do(func() {
+		cm, err := x.op.CacheMap(ctx)
+		switch {
+		case err != nil:
+			x.cmErr = st.fail(x, fmt.Errorf("compute cache map: %w", err))
+		case cm == nil:
+			x.cmErr = st.fail(x, fmt.Errorf("compute cache map: op %T returned none", x.op))
+		case len(cm.Deps) > len(x.inputs):
+			x.cmErr = st.fail(x, fmt.Errorf("cache map has %d deps for %d inputs", len(cm.Deps), len(x.inputs)))
+		default:
+			x.cm = cm
+			x.sumsOnce = make([]sync.Once, len(x.inputs))
+			x.sums = make([]ContentSum, len(x.inputs))
+			x.sumsErr = make([]error, len(x.inputs))
+		}
+	})
+	return x.cm, x.cmErr
+}
+
+// contentDep is the content function of x's input i, nil for an input
+// keyed by its key.
+func contentDep(cm *CacheMap, i int) func(context.Context, Result) (ContentSum, error) {
+	if i < len(cm.Deps) {
+		return cm.Deps[i].Content
+	}
+	return nil
+}
+
 func (st *solve) computeKey(ctx context.Context, x *vertex) (*keyInfo, error) {
-	cm, err := x.op.CacheMap(ctx)
+	cm, err := st.cacheMap(ctx, x)
 	if err != nil {
-		return nil, st.fail(x, fmt.Errorf("compute cache map: %w", err))
+		return nil, err
 	}
-	if cm == nil {
-		return nil, st.fail(x, fmt.Errorf("compute cache map: op %T returned none", x.op))
+	linker, ok := st.opts.Cache.(Linker)
+	if !ok || cm.NoCache || st.opts.NoCache || x.v.Meta.IgnoreCache {
+		return st.fullKey(ctx, x, cm)
 	}
-	if len(cm.Deps) > len(x.inputs) {
-		return nil, st.fail(x, fmt.Errorf("cache map has %d deps for %d inputs", len(cm.Deps), len(x.inputs)))
-	}
-	link, err := st.linkKey(ctx, x, cm)
-	if err != nil || link == "" {
+	linkable, err := st.readsCachedInput(ctx, x, cm)
+	if err != nil || !linkable {
 		if err != nil {
 			return nil, err
 		}
 		return st.fullKey(ctx, x, cm)
 	}
-	linker := st.opts.Cache.(Linker)
+	link, err := st.defKey(ctx, x)
+	if err != nil {
+		return nil, err
+	}
 	if k, ok, err := linker.LookupLink(ctx, link); err != nil {
 		return nil, st.fail(x, fmt.Errorf("look up cache link %s: %w", link, err))
 	} else if ok {
@@ -179,37 +224,76 @@ func (st *solve) computeKey(ctx context.Context, x *vertex) (*keyInfo, error) {
 	return ki, nil
 }
 
-// linkKey is x's link key: its inputs keyed by their cache keys alone.
-// It is "" where a link cannot stand for the key: the store keeps no
-// links, the cache is not used for x, x reads no input's content, or an
-// input it reads is not a cached vertex (the build context is read afresh
-// every time, and its key says nothing of its content).
-func (st *solve) linkKey(ctx context.Context, x *vertex, cm *CacheMap) (digest.Digest, error) {
-	if _, ok := st.opts.Cache.(Linker); !ok || cm.NoCache || st.opts.NoCache || x.v.Meta.IgnoreCache {
-		return "", nil
-	}
-	parts := make([]string, len(x.inputs))
-	content := false
+// readsCachedInput reports whether x keys an input by the content of a
+// cached vertex's result (a COPY --from another stage): only then can a
+// link stand for its key.
+func (st *solve) readsCachedInput(ctx context.Context, x *vertex, cm *CacheMap) (bool, error) {
 	for i, in := range x.inputs {
-		if in == nil {
+		if in == nil || contentDep(cm, i) == nil {
 			continue
 		}
-		k, err := st.keyOf(ctx, in)
+		icm, err := st.cacheMap(ctx, in)
 		if err != nil {
-			return "", err
+			return false, err
 		}
-		parts[i] = string(k.key)
-		if i < len(cm.Deps) && cm.Deps[i].Content != nil {
-			if k.cm.NoCache {
-				return "", nil
+		if !icm.NoCache {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// defKey is x's definition key: its op and its inputs' definition keys,
+// where the content of an uncached input (the build context) is read as
+// for the cache key, and that of a cached vertex is not. It is computed
+// without running or loading any cached vertex, so the links of all the
+// steps of a build are found at once, and on a miss the cache keys are
+// computed with every input's work started in parallel, as without links.
+func (st *solve) defKey(ctx context.Context, x *vertex) (digest.Digest, error) {
+	x.dkeyOnce.Do(func() { x.dkey, x.dkeyErr = st.computeDefKey(ctx, x) })
+	return x.dkey, x.dkeyErr
+}
+
+func (st *solve) computeDefKey(ctx context.Context, x *vertex) (digest.Digest, error) {
+	cm, err := st.cacheMap(ctx, x)
+	if err != nil {
+		return "", err
+	}
+	parts := make([]string, len(x.inputs))
+	err = each(x, func(i int, in *vertex) error {
+		icm, err := st.cacheMap(ctx, in)
+		if err != nil {
+			return err
+		}
+		if fn := contentDep(cm, i); fn != nil && icm.NoCache {
+			sum, err := st.inputContent(ctx, x, i, fn)
+			if err != nil {
+				return err
 			}
-			content = true
+			parts[i] = "content:" + string(sum.Digest)
+			return nil
 		}
+		d, err := st.defKey(ctx, in)
+		parts[i] = "def:" + string(d)
+		return err
+	})
+	if err != nil {
+		return "", err
 	}
-	if !content {
-		return "", nil
-	}
-	return cacheKey(cm.Digest, append(parts, "link")), nil
+	return cacheKey(cm.Digest, append(parts, "definition")), nil
+}
+
+// inputContent is the content x reads from its input i, computed once.
+func (st *solve) inputContent(ctx context.Context, x *vertex, i int, fn func(context.Context, Result) (ContentSum, error)) (ContentSum, error) {
+	x.sumsOnce[i].Do(func() {
+		r, err := st.result(ctx, x.inputs[i])
+		if err != nil {
+			x.sumsErr[i] = err
+			return
+		}
+		x.sums[i], x.sumsErr[i] = st.content(ctx, x, i, fn, r)
+	})
+	return x.sums[i], x.sumsErr[i]
 }
 
 // fullKey computes x's key, reading the content its content-keyed inputs
@@ -218,10 +302,7 @@ func (st *solve) fullKey(ctx context.Context, x *vertex, cm *CacheMap) (*keyInfo
 	parts := make([]string, len(x.inputs))
 	recs := make([]InputRecord, len(x.inputs))
 	err := each(x, func(i int, in *vertex) error {
-		var content func(context.Context, Result) (ContentSum, error)
-		if i < len(cm.Deps) {
-			content = cm.Deps[i].Content
-		}
+		content := contentDep(cm, i)
 		if content == nil {
 			k, err := st.keyOf(ctx, in)
 			if err != nil {
@@ -230,11 +311,7 @@ func (st *solve) fullKey(ctx context.Context, x *vertex, cm *CacheMap) (*keyInfo
 			parts[i], recs[i] = string(k.key), InputRecord{Key: k.key}
 			return nil
 		}
-		r, err := st.result(ctx, in)
-		if err != nil {
-			return err
-		}
-		sum, err := st.content(ctx, x, i, content, r)
+		sum, err := st.inputContent(ctx, x, i, content)
 		if err != nil {
 			return err
 		}
@@ -287,8 +364,17 @@ func (st *solve) build(ctx context.Context, x *vertex) (Result, error) {
 		}
 	}
 	if ki.linked {
-		// The link's key missed: compute it in full (the inputs' content
-		// and the files a miss reason names), and look that up.
+		// The link's key missed: the step runs (unless its key in full
+		// differs and hits), so its inputs are needed anyway: they are
+		// made first, all at once, then the key is computed in full (the
+		// inputs' content and the files a miss reason names).
+		err := each(x, func(i int, in *vertex) error {
+			_, err := st.result(ctx, in)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
 		full, err := st.fullKey(ctx, x, ki.cm)
 		if err != nil {
 			return nil, err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -604,5 +605,52 @@ func TestLinkSkipsContentOfCachedInput(t *testing.T) {
 	fourth := solve(build("make"))
 	if fourth.files["out"] != "make" || h.count(h.execs)["final"] != 1 || h.count(h.contents)["final"] != 1 {
 		t.Errorf("an evicted link target: result %v, execs %v, content reads %v", fourth.files, h.count(h.execs), h.count(h.contents))
+	}
+}
+
+// Four stages copied one after another into a final chain run at once,
+// both when no link is known and when every link is known but the
+// results behind them are gone: links never serialize a build.
+func TestLinksKeepStagesParallel(t *testing.T) {
+	h := newHarness(t)
+	ls := &linkStore{memStore: h.store, links: map[digest.Digest]digest.Digest{}}
+	var mu sync.Mutex
+	arrived := 0
+	all := make(chan struct{})
+	barrier := func(ctx context.Context, _ []Result) (Result, error) {
+		mu.Lock()
+		arrived++
+		wait := all
+		if arrived%4 == 0 {
+			close(all)
+			all = make(chan struct{})
+		}
+		mu.Unlock()
+		select {
+		case <-wait:
+		case <-time.After(5 * time.Second):
+			mu.Lock(); n := arrived; mu.Unlock(); return nil, fmt.Errorf("the stages did not all run at once: %d arrived", n)
+		}
+		return &fakeResult{id: "stage", files: map[string]string{"out": "x"}}, nil
+	}
+	graph := func() *llb.Vertex {
+		cur := h.vertex("base", spec{key: "base"})
+		for i := range 4 {
+			stage := h.vertex(fmt.Sprint("stage", i), spec{key: fmt.Sprint("stage", i), exec: barrier})
+			cur = h.vertex(fmt.Sprint("copy", i), spec{key: fmt.Sprint("copy", i), content: []int{1}}, cur, stage)
+		}
+		return cur
+	}
+	for _, round := range []string{"no links", "links, results gone"} {
+		if _, err := h.solver(Options{Cache: ls}).Solve(t.Context(), graph()); err != nil {
+			t.Fatalf("%s: %v", round, err)
+		}
+		if len(ls.links) != 4 {
+			t.Fatalf("%s: %d links", round, len(ls.links))
+		}
+		h.store.mu.Lock()
+		clear(h.store.results)
+		h.store.mu.Unlock()
+		h.reset()
 	}
 }

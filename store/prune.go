@@ -175,6 +175,9 @@ func (s *Store) Prune(ctx context.Context, opts PruneOptions) (PruneReport, erro
 			}
 		}
 	}
+	if err := s.records.DeleteLinksExcept(func(k digest.Digest) bool { return !dropped[k] }); err != nil {
+		return rep, err
+	}
 	if err := s.removeSnapshots(ctx, keepSnaps, &rep); err != nil {
 		return rep, err
 	}
