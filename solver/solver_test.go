@@ -629,7 +629,10 @@ func TestLinksKeepStagesParallel(t *testing.T) {
 		select {
 		case <-wait:
 		case <-time.After(5 * time.Second):
-			mu.Lock(); n := arrived; mu.Unlock(); return nil, fmt.Errorf("the stages did not all run at once: %d arrived", n)
+			mu.Lock()
+			n := arrived
+			mu.Unlock()
+			return nil, fmt.Errorf("the stages did not all run at once: %d arrived", n)
 		}
 		return &fakeResult{id: "stage", files: map[string]string{"out": "x"}}, nil
 	}
