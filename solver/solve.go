@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
@@ -19,6 +20,7 @@ type solve struct {
 	cancel   context.CancelCauseFunc
 	sem      chan struct{} // the Solver's job slots
 	vertices map[digest.Digest]*vertex
+	order    []*vertex // inputs before the vertices that read them
 
 	mu  sync.Mutex
 	err error // the first VertexError
@@ -42,6 +44,9 @@ type vertex struct {
 	dkeyOnce sync.Once
 	dkey     digest.Digest
 	dkeyErr  error
+	// ignoresBelow is set when x or a vertex below it bypasses the cache
+	// (--no-cache-filter): such a vertex must run, so no link skips it.
+	ignoresBelow bool
 
 	// sums memoizes the content of each content-keyed input.
 	sumsOnce []sync.Once
@@ -51,6 +56,8 @@ type vertex struct {
 	resOnce sync.Once
 	res     Result
 	resErr  error
+
+	reported atomic.Bool // an event of x was emitted
 }
 
 // keyInfo is a computed cache key with the parts a StepRecord keeps.
@@ -88,6 +95,7 @@ func (st *solve) load(v *llb.Vertex) (*vertex, error) {
 	}
 	x.op = op
 	st.vertices[v.Digest()] = x
+	st.order = append(st.order, x)
 	return x, nil
 }
 
@@ -118,10 +126,22 @@ func (st *solve) emit(x *vertex, e progress.Event) {
 	if x.v.Meta.Name == "" {
 		return
 	}
+	x.reported.Store(true)
 	e.Vertex = x.v.Digest()
 	e.Name = x.v.Meta.Name
 	e.Time = time.Now()
 	st.opts.Progress.Emit(e)
+}
+
+// reportCovered marks CACHED every named vertex a successful solve did not
+// need to visit: a cache hit above it stood for it, as docker lists every
+// step of a cached build.
+func (st *solve) reportCovered() {
+	for _, x := range st.order {
+		if !x.reported.Load() {
+			st.emit(x, progress.Event{Status: progress.Cached})
+		}
+	}
 }
 
 // acquire takes one job slot; release it with the returned function.
@@ -209,6 +229,9 @@ func (st *solve) computeKey(ctx context.Context, x *vertex) (*keyInfo, error) {
 	if err != nil {
 		return nil, err
 	}
+	if x.ignoresBelow {
+		return st.fullKey(ctx, x, cm)
+	}
 	if k, ok, err := linker.LookupLink(ctx, link); err != nil {
 		return nil, st.fail(x, fmt.Errorf("look up cache link %s: %w", link, err))
 	} else if ok {
@@ -260,6 +283,8 @@ func (st *solve) computeDefKey(ctx context.Context, x *vertex) (digest.Digest, e
 		return "", err
 	}
 	parts := make([]string, len(x.inputs))
+	var ignores atomic.Bool
+	ignores.Store(x.v.Meta.IgnoreCache)
 	err = each(x, func(i int, in *vertex) error {
 		icm, err := st.cacheMap(ctx, in)
 		if err != nil {
@@ -275,11 +300,15 @@ func (st *solve) computeDefKey(ctx context.Context, x *vertex) (digest.Digest, e
 		}
 		d, err := st.defKey(ctx, in)
 		parts[i] = "def:" + string(d)
+		if in.ignoresBelow {
+			ignores.Store(true)
+		}
 		return err
 	})
 	if err != nil {
 		return "", err
 	}
+	x.ignoresBelow = ignores.Load()
 	return cacheKey(cm.Digest, append(parts, "definition")), nil
 }
 

@@ -216,6 +216,7 @@ func (s *Solver) Solve(ctx context.Context, root *llb.Vertex) (Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	st.reportCovered()
 	return r, nil
 }
 
