@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	digest "github.com/opencontainers/go-digest"
@@ -284,4 +285,51 @@ func TestCacheRefWrittenByTwoJobsAtOnce(t *testing.T) {
 	if hits != 1 {
 		t.Errorf("the cache ref serves %d of the two jobs, want exactly one", hits)
 	}
+}
+
+// A registry that refuses the cache manifest because a carried layer is
+// gone (garbage-collected) gets this build's own records instead.
+func TestCacheExportWithoutLostCarriedLayers(t *testing.T) {
+	a := newEnv(t)
+	b := a.twin(t)
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	var refused atomic.Int32
+	refuseFirstManifest := func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/manifests/") && refused.Load() == 1 {
+				refused.Add(1)
+				w.WriteHeader(http.StatusBadRequest)
+				w.Write([]byte(`{"errors":[{"code":"MANIFEST_BLOB_UNKNOWN","message":"blob unknown to registry"}]}`))
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	}
+	reg := registrytest.Start(t, refuseFirstManifest)
+	spec := builder.CacheSpec{Type: "registry", Ref: normalize(t, reg.Ref("app/cache:main")), Mode: "max"}
+	// The side stage feeds a step that B's build finds cached without
+	// loading it: its record is carried over, not seen.
+	df := `FROM busybox AS side
+RUN head -c 300000 /dev/urandom > /side.bin
+FROM busybox AS mid
+RUN --mount=type=bind,from=side,target=/s wc -c < /s/side.bin > /size
+FROM mid
+COPY app.txt /app.txt
+`
+	dir := writeContext(t, map[string]string{"Dockerfile": df, "app.txt": "v1\n"})
+	a.mustBuild(dir, builder.Options{CacheTo: []builder.CacheSpec{spec}})
+	if err := os.WriteFile(filepath.Join(dir, "app.txt"), []byte("v2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	refused.Store(1) // B's first manifest PUT is refused
+	if _, _, err := b.build(dir, builder.Options{CacheFrom: []builder.CacheSpec{spec}, CacheTo: []builder.CacheSpec{spec}}); err != nil {
+		t.Fatalf("export after a refused manifest: %v", err)
+	}
+	if refused.Load() != 2 {
+		t.Fatalf("the manifest was not refused once (%d)", refused.Load())
+	}
+	// The cache now holds B's build: a third store runs nothing for it.
+	c := a.twin(t)
+	_, ev := c.mustBuild(dir, builder.Options{CacheFrom: []builder.CacheSpec{spec}})
+	allCached(t, ev)
 }

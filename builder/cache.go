@@ -243,7 +243,18 @@ func exportCache(ctx context.Context, parts store.Parts, layers *cache.Layers, s
 		if spec.Insecure {
 			ropts = ropts.WithInsecure(spec.Ref)
 		}
-		return remotecache.ExportRegistry(ctx, parts.Content, ropts, spec.Ref, cfg, carried)
+		err := remotecache.ExportRegistry(ctx, parts.Content, ropts, spec.Ref, cfg, carried)
+		if err != nil && len(carried) > 0 {
+			// A registry that dropped a carried layer refuses the manifest:
+			// export this build's own records, whose layers are all here.
+			own := entries[:len(entries)-len(carried)] // cacheEntries puts carried records last
+			cfg = remotecache.Encode(solver.KeyVersion, own, cacheLinks(cs, ix))
+			if rerr := remotecache.ExportRegistry(ctx, parts.Content, ropts, spec.Ref, cfg, nil); rerr != nil {
+				return errors.Join(err, rerr)
+			}
+			return nil
+		}
+		return err
 	}
 	return fmt.Errorf("unknown cache type %q", spec.Type)
 }
