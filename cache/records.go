@@ -119,15 +119,23 @@ func (r *Records) SaveLink(link, key digest.Digest) error {
 // DeleteLinksExcept removes the links whose key keep refuses (a prune
 // removed its result).
 func (r *Records) DeleteLinksExcept(keep func(key digest.Digest) bool) error {
-	return r.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketLinks)
+	return deleteWhere(r.db, bucketLinks, func(_, v []byte) bool {
+		var key digest.Digest
+		return json.Unmarshal(v, &key) != nil || !keep(key)
+	})
+}
+
+// deleteWhere removes the entries of bucket that drop selects, in one
+// transaction.
+func deleteWhere(d *metadata.DB, bucket []byte, drop func(k, v []byte) bool) error {
+	return d.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucket)
 		if b == nil {
 			return nil
 		}
 		var stale [][]byte
 		err := b.ForEach(func(k, v []byte) error {
-			var key digest.Digest
-			if err := json.Unmarshal(v, &key); err != nil || !keep(key) {
+			if drop(k, v) {
 				stale = append(stale, append([]byte(nil), k...))
 			}
 			return nil
@@ -305,27 +313,8 @@ func (r *Records) SaveSum(key string, data []byte) error {
 // DeleteSumsExcept forgets the snapshot checksums of every snapshot keep
 // does not hold.
 func (r *Records) DeleteSumsExcept(keep func(snapshot string) bool) error {
-	return r.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketSums)
-		if b == nil {
-			return nil
-		}
-		var stale [][]byte
-		err := b.ForEach(func(k, _ []byte) error {
-			snap, _, _ := strings.Cut(string(k), "\x00")
-			if !keep(snap) {
-				stale = append(stale, append([]byte(nil), k...))
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		for _, k := range stale {
-			if err := b.Delete(k); err != nil {
-				return err
-			}
-		}
-		return nil
+	return deleteWhere(r.db, bucketSums, func(k, _ []byte) bool {
+		snap, _, _ := strings.Cut(string(k), "\x00")
+		return !keep(snap)
 	})
 }
