@@ -478,3 +478,36 @@ func TestDiskUsageCountsSharedFilesOnce(t *testing.T) {
 		t.Errorf("du reports %d bytes, the snapshots take %d on disk: not within 5%%", reported, onDisk)
 	}
 }
+
+// Prune forgets the links of the records it removes.
+func TestPruneDropsLinks(t *testing.T) {
+	e := newEnv(t)
+	dir := writeContext(t, map[string]string{"Dockerfile": "FROM busybox AS b\nRUN echo x > /x\nFROM busybox\nCOPY --from=b /x /x\n"})
+	e.mustBuild(dir, builder.Options{})
+	links := func() int {
+		db, err := metadata.Open(filepath.Join(e.store.Root(), "metadata.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		err = db.View(func(tx *bolt.Tx) error {
+			if b := tx.Bucket([]byte("links")); b != nil {
+				n = b.Stats().KeyN
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := links(); n != 1 {
+		t.Fatalf("%d links after a build with one COPY --from, want 1", n)
+	}
+	if _, err := e.store.Prune(context.Background(), store.PruneOptions{All: true}); err != nil {
+		t.Fatal(err)
+	}
+	if n := links(); n != 0 {
+		t.Errorf("%d links after prune --all", n)
+	}
+}
