@@ -43,6 +43,12 @@ const NewPrefix = ".new-"
 // changed under them.
 const tries = 5
 
+// createTries bounds how often createNamed makes a new temporary name after
+// a sweep took the last one: a sweep reaches such a name only in the moment
+// between its creation and its lock, so losing that race many times in a
+// row means a sweep that never stops.
+const createTries = 100
+
 // Create makes the file path, mode 0600, and returns it open for reading
 // and writing, holding an exclusive lock. It fails when path exists. The
 // file is made unnamed (O_TMPFILE), locked, then linked in under its name;
@@ -83,7 +89,7 @@ func createTmpfile(path string) (*os.File, error) {
 // no sweep removed it before the lock, and links it in under path.
 func createNamed(path string) (*os.File, error) {
 	dir := filepath.Dir(path)
-	for range tries {
+	for range createTries {
 		var b [8]byte
 		_, _ = rand.Read(b[:])
 		tmp := filepath.Join(dir, NewPrefix+filepath.Base(path)+"-"+hex.EncodeToString(b[:]))

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -291,6 +292,7 @@ func TestCreateNamedRacesSweep(t *testing.T) {
 					f.Close()
 				}
 			}
+			runtime.Gosched() // a sweep runs now and then, not in a loop that starves the creator
 		}
 	}()
 	for i := range 200 {
