@@ -6,6 +6,7 @@ import (
 	"io"
 	"time"
 
+	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata/cache"
@@ -24,6 +25,9 @@ type Summary struct {
 	// Size is the config's and the layers' compressed size for the
 	// requested platform; -1 when the store does not hold that platform.
 	Size int64
+	// ID is the image ID, the config's digest, for the requested platform
+	// ("" when the store does not hold it).
+	ID digest.Digest
 }
 
 // Image looks up one name (a name as the user typed it, normalized here).
@@ -46,6 +50,7 @@ func (s *Store) Images(ctx context.Context, platform ocispec.Platform) ([]Summar
 	for _, img := range list {
 		sum := Summary{Image: img, Size: -1}
 		if res, err := images.Resolve(ctx, s.content, img.Target, platform); err == nil {
+			sum.ID = res.Manifest.Config.Digest
 			sum.Size = res.Manifest.Config.Size
 			for _, l := range res.Manifest.Layers {
 				sum.Size += l.Size

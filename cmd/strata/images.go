@@ -2,8 +2,10 @@ package main
 
 import (
 	"fmt"
+	"text/template"
 	"io"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -45,29 +47,145 @@ func readAllStdin(c *cobra.Command) ([]byte, error) {
 }
 
 func newImages(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "images",
+	var f imagesFlags
+	c := &cobra.Command{
+		Use:   "images [OPTIONS]",
 		Short: "List the images in the store",
 		Args:  exactArgs(0),
 		RunE: func(c *cobra.Command, args []string) error {
+			tmpl, err := f.template()
+			if err != nil {
+				return err
+			}
 			return withStore(c, g, func(st *store.Store) error {
 				list, err := st.Images(c.Context(), defaultPlatform())
 				if err != nil {
 					return err
 				}
-				tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 3, ' ', 0)
-				fmt.Fprintln(tw, "REPOSITORY:TAG\tDIGEST\tCREATED\tSIZE")
-				for _, img := range list {
-					size := "-"
-					if img.Size >= 0 {
-						size = humanSize(img.Size)
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", images.Familiar(img.Name), img.Target.Digest.Encoded()[:12], img.Created.Format(time.RFC3339), size)
-				}
-				return tw.Flush()
+				return printImages(c.OutOrStdout(), list, f, tmpl, time.Now())
 			})
 		},
 	}
+	c.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "print only the image IDs")
+	c.Flags().BoolVar(&f.digests, "digests", false, "show the manifest digests")
+	c.Flags().StringVar(&f.format, "format", "", "print with a Go template: {{.Repository}} {{.Tag}} {{.ID}} {{.Digest}} {{.CreatedAt}} {{.CreatedSince}} {{.Size}}")
+	return c
+}
+
+type imagesFlags struct {
+	quiet, digests bool
+	format         string
+}
+
+// template parses --format; nil without one.
+func (f imagesFlags) template() (*template.Template, error) {
+	if f.format == "" {
+		return nil, nil
+	}
+	t, err := template.New("format").Parse(f.format)
+	if err != nil {
+		return nil, usagef("--format: %v", err)
+	}
+	return t, nil
+}
+
+// imageRow is one image as `docker images` shows it and --format sees it.
+type imageRow struct {
+	Repository, Tag, ID, Digest, CreatedAt, CreatedSince, Size string
+}
+
+func rowOf(img store.Summary, now time.Time) imageRow {
+	repo, tag := splitRepoTag(images.Familiar(img.Name))
+	r := imageRow{Repository: repo, Tag: tag, Digest: img.Target.Digest.String(), Size: "-", ID: "<missing>",
+		CreatedAt: img.Created.Format("2006-01-02 15:04:05 -0700 MST"), CreatedSince: since(img.Created, now)}
+	if img.ID != "" {
+		r.ID = img.ID.Encoded()[:12]
+	}
+	if img.Size >= 0 {
+		r.Size = humanSize(img.Size)
+	}
+	return r
+}
+
+// splitRepoTag splits a familiar name at its tag ("<none>" without one).
+func splitRepoTag(n string) (string, string) {
+	if repo, _, ok := strings.Cut(n, "@"); ok {
+		return repo, "<none>"
+	}
+	if i := strings.LastIndexByte(n, ':'); i > strings.LastIndexByte(n, '/') {
+		return n[:i], n[i+1:]
+	}
+	return n, "<none>"
+}
+
+// since says how long ago t was, as docker does ("5 minutes ago").
+func since(t, now time.Time) string {
+	d := now.Sub(t)
+	switch {
+	case d < time.Minute:
+		return "Less than a minute ago"
+	case d < time.Hour:
+		return plural(int(d/time.Minute), "minute") + " ago"
+	case d < 48*time.Hour:
+		return plural(int(d/time.Hour), "hour") + " ago"
+	case d < 14*24*time.Hour:
+		return plural(int(d/(24*time.Hour)), "day") + " ago"
+	case d < 60*24*time.Hour:
+		return plural(int(d/(7*24*time.Hour)), "week") + " ago"
+	case d < 2*365*24*time.Hour:
+		return plural(int(d/(30*24*time.Hour)), "month") + " ago"
+	}
+	return plural(int(d/(365*24*time.Hour)), "year") + " ago"
+}
+
+func plural(n int, unit string) string {
+	if n == 1 {
+		if unit == "hour" {
+			return "An hour"
+		}
+		return "1 " + unit
+	}
+	return fmt.Sprintf("%d %ss", n, unit)
+}
+
+// printImages writes the listing: docker's columns, -q's IDs (each once)
+// or --format's lines.
+func printImages(w io.Writer, list []store.Summary, f imagesFlags, tmpl *template.Template, now time.Time) error {
+	if f.quiet {
+		seen := map[string]bool{}
+		for _, img := range list {
+			id := rowOf(img, now).ID
+			if !seen[id] {
+				seen[id] = true
+				fmt.Fprintln(w, id)
+			}
+		}
+		return nil
+	}
+	if tmpl != nil {
+		for _, img := range list {
+			if err := tmpl.Execute(w, rowOf(img, now)); err != nil {
+				return err
+			}
+			fmt.Fprintln(w)
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
+	if f.digests {
+		fmt.Fprintln(tw, "REPOSITORY\tTAG\tDIGEST\tIMAGE ID\tCREATED\tSIZE")
+	} else {
+		fmt.Fprintln(tw, "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE")
+	}
+	for _, img := range list {
+		r := rowOf(img, now)
+		if f.digests {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Repository, r.Tag, r.Digest, r.ID, r.CreatedSince, r.Size)
+		} else {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Repository, r.Tag, r.ID, r.CreatedSince, r.Size)
+		}
+	}
+	return tw.Flush()
 }
 
 func humanSize(n int64) string {
