@@ -2,11 +2,11 @@ package main
 
 import (
 	"fmt"
-	"text/template"
 	"io"
 	"os"
 	"strings"
 	"text/tabwriter"
+	"text/template"
 	"time"
 
 	"github.com/spf13/cobra"
