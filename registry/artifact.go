@@ -3,13 +3,10 @@ package registry
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
@@ -119,38 +116,16 @@ func (p *Puller) withFetcher(ctx context.Context, ref string, fn func(f *fetcher
 		return err
 	}
 	host := registryHost(normalized)
-	eps, err := p.opts.Hosts.PullEndpoints(host)
-	if err != nil {
-		return err
-	}
-	var failed []string
-	for i, ep := range eps {
-		err := p.fetchFrom(ctx, ep, r, normalized, fn)
-		if err == nil {
-			return nil
+	quiet := func(progress.Event) {}
+	_, err = p.eachEndpoint(ctx, host, quiet, func(ep hosts.Endpoint) error {
+		f, epRef, err := p.newFetcher(ctx, ep, r, normalized, quiet)
+		if err != nil {
+			return err
 		}
-		err = hosts.CheckAuth(ep.Host, err)
-		if i == len(eps)-1 || ctx.Err() != nil {
-			if len(failed) > 0 {
-				err = fmt.Errorf("%s; %s: %w", strings.Join(failed, "; "), endpointName(ep, host), err)
-			}
-			return fmt.Errorf("%s from registry %s: %w", images.Familiar(normalized), host, err)
-		}
-		failed = append(failed, fmt.Sprintf("%s: %v", endpointName(ep, host), err))
-	}
-	return errors.New("no endpoint to fetch from")
-}
-
-func (p *Puller) fetchFrom(ctx context.Context, ep hosts.Endpoint, r name.Reference, normalized string, fn func(f *fetcher, r name.Reference) error) error {
-	epRef, err := ep.Reference(r)
+		return fn(f, epRef)
+	})
 	if err != nil {
-		return err
+		return fmt.Errorf("%s from registry %s: %w", images.Familiar(normalized), host, err)
 	}
-	opts := append(ep.RemoteOptions(), remote.WithTransport(manifestGuard{inner: ep.Transport}), remote.WithContext(ctx))
-	pl, err := remote.NewPuller(opts...)
-	if err != nil {
-		return err
-	}
-	f := &fetcher{p: p, pl: pl, repo: epRef.Context(), source: repositoryOf(normalized), emit: func(progress.Event) {}}
-	return fn(f, epRef)
+	return nil
 }

@@ -162,31 +162,63 @@ func (p *Puller) Pull(ctx context.Context, ref string, platform ocispec.Platform
 }
 
 // pullEndpoints pulls r from the first of host's pull endpoints that
-// serves it. Each endpoint's error goes through hosts.CheckAuth; the
-// mirrors' are named in the text of the last one's.
+// serves it.
 func (p *Puller) pullEndpoints(ctx context.Context, r name.Reference, host, normalized string, platform ocispec.Platform, emit func(progress.Event)) (Result, error) {
-	eps, err := p.opts.Hosts.PullEndpoints(host)
+	var res Result
+	ep, err := p.eachEndpoint(ctx, host, emit, func(ep hosts.Endpoint) (err error) {
+		res, err = p.pull(ctx, ep, r, normalized, platform, emit)
+		return err
+	})
 	if err != nil {
 		return Result{}, err
 	}
+	res.Registry, res.Mirror = ep.Host, ep.Mirror
+	return res, nil
+}
+
+// eachEndpoint calls try with each of host's pull endpoints in turn (its
+// mirrors, then the host) until one succeeds, and returns that one. Each
+// endpoint's error goes through hosts.CheckAuth; the mirrors' are named in
+// the text of the last one's, and each fall-through is logged to emit.
+func (p *Puller) eachEndpoint(ctx context.Context, host string, emit func(progress.Event), try func(hosts.Endpoint) error) (hosts.Endpoint, error) {
+	eps, err := p.opts.Hosts.PullEndpoints(host)
+	if err != nil {
+		return hosts.Endpoint{}, err
+	}
 	var failed []string
 	for i, ep := range eps {
-		res, err := p.pull(ctx, ep, r, normalized, platform, emit)
+		err := try(ep)
 		if err == nil {
-			res.Registry, res.Mirror = ep.Host, ep.Mirror
-			return res, nil
+			return ep, nil
 		}
 		err = hosts.CheckAuth(ep.Host, err)
 		if i == len(eps)-1 || ctx.Err() != nil {
 			if len(failed) > 0 {
-				return Result{}, fmt.Errorf("%s; %s: %w", strings.Join(failed, "; "), endpointName(ep, host), err)
+				return hosts.Endpoint{}, fmt.Errorf("%s; %s: %w", strings.Join(failed, "; "), endpointName(ep, host), err)
 			}
-			return Result{}, err
+			return hosts.Endpoint{}, err
 		}
 		failed = append(failed, fmt.Sprintf("%s: %v", endpointName(ep, host), err))
 		emit(progress.Event{Status: progress.Log, Stream: 2, Data: fmt.Appendf(nil, "%s: %v; trying %s\n", endpointName(ep, host), err, endpointName(eps[i+1], host))})
 	}
-	return Result{}, errors.New("no endpoint to pull from") // PullEndpoints gives at least the host
+	return hosts.Endpoint{}, errors.New("no endpoint to pull from") // PullEndpoints gives at least the host
+}
+
+// newFetcher connects to r's repository on ep: the endpoint's options,
+// with its transport under a guard that bounds and checks the manifests
+// as they arrive (a later WithTransport replaces the earlier). It returns
+// the fetcher and r as the endpoint names it.
+func (p *Puller) newFetcher(ctx context.Context, ep hosts.Endpoint, r name.Reference, normalized string, emit func(progress.Event)) (*fetcher, name.Reference, error) {
+	epRef, err := ep.Reference(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts := append(ep.RemoteOptions(), remote.WithTransport(manifestGuard{inner: ep.Transport}), remote.WithContext(ctx))
+	pl, err := remote.NewPuller(opts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &fetcher{p: p, pl: pl, repo: epRef.Context(), source: repositoryOf(normalized), emit: emit}, epRef, nil
 }
 
 // endpointName names an endpoint in messages: "mirror HOST", or the
@@ -200,19 +232,10 @@ func endpointName(ep hosts.Endpoint, host string) string {
 
 // pull pulls r from one endpoint and tags it as normalized.
 func (p *Puller) pull(ctx context.Context, ep hosts.Endpoint, r name.Reference, normalized string, platform ocispec.Platform, emit func(progress.Event)) (Result, error) {
-	epRef, err := ep.Reference(r)
+	f, epRef, err := p.newFetcher(ctx, ep, r, normalized, emit)
 	if err != nil {
 		return Result{}, err
 	}
-	// The endpoint's options, with its transport under a guard that bounds
-	// and checks the manifests as they arrive (a later WithTransport
-	// replaces the earlier).
-	opts := append(ep.RemoteOptions(), remote.WithTransport(manifestGuard{inner: ep.Transport}), remote.WithContext(ctx))
-	pl, err := remote.NewPuller(opts...)
-	if err != nil {
-		return Result{}, err
-	}
-	f := &fetcher{p: p, pl: pl, repo: epRef.Context(), source: repositoryOf(normalized), emit: emit}
 	var want digest.Digest
 	if d, ok := r.(name.Digest); ok {
 		want = digest.Digest(d.DigestStr())
