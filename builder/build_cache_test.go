@@ -333,3 +333,27 @@ COPY app.txt /app.txt
 	_, ev := c.mustBuild(dir, builder.Options{CacheFrom: []builder.CacheSpec{spec}})
 	allCached(t, ev)
 }
+
+// A cached build that imports from one layout and exports to another
+// carries the records it did not reach, fetching their layers from the
+// first layout; exported back to the layout it came from, it copies none.
+func TestCacheLocalCarriesUnreachedRecords(t *testing.T) {
+	a := newEnv(t)
+	b := a.twin(t)
+	dir := writeContext(t, map[string]string{"Dockerfile": cacheDockerfile, "app.txt": "v1\n"})
+	first, second := filepath.Join(t.TempDir(), "c1"), filepath.Join(t.TempDir(), "c2")
+	a.mustBuild(dir, builder.Options{CacheTo: []builder.CacheSpec{{Type: "local", Dir: first, Mode: "max"}}})
+	side := sideLayer(t, a, dir)
+	from := builder.CacheSpec{Type: "local", Dir: first}
+	_, ev := b.mustBuild(dir, builder.Options{CacheFrom: []builder.CacheSpec{from},
+		CacheTo: []builder.CacheSpec{{Type: "local", Dir: first, Mode: "max"}}})
+	allCached(t, ev)
+	if blobSet(t, b.store)[side] {
+		t.Errorf("exporting back to the layout it came from fetched the side stage's layer")
+	}
+	b.mustBuild(dir, builder.Options{CacheFrom: []builder.CacheSpec{from},
+		CacheTo: []builder.CacheSpec{{Type: "local", Dir: second, Mode: "max"}}})
+	if _, err := os.Stat(filepath.Join(second, "blobs", "sha256", side.Encoded())); err != nil {
+		t.Errorf("the carried side stage's layer is not in the new layout: %v", err)
+	}
+}

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata/cache"
 	"github.com/strata-build/strata/registry"
@@ -231,14 +230,7 @@ func exportCache(ctx context.Context, parts store.Parts, layers *cache.Layers, s
 	cfg := remotecache.Encode(solver.KeyVersion, entries, cacheLinks(cs, ix))
 	switch spec.Type {
 	case "local":
-		if err := fetchCarried(ctx, parts, carried); err != nil {
-			return err
-		}
-		desc, err := remotecache.Store(ctx, parts.Content, cfg)
-		if err != nil {
-			return err
-		}
-		return remotecache.ExportLocal(ctx, parts.Content, spec.Dir, tagOr(spec.Tag), cfg, desc, nil)
+		return remotecache.ExportLocal(ctx, parts.Content, spec.Dir, tagOr(spec.Tag), cfg, carried)
 	case "registry":
 		if spec.Insecure {
 			ropts = ropts.WithInsecure(spec.Ref)
@@ -257,26 +249,6 @@ func exportCache(ctx context.Context, parts store.Parts, layers *cache.Layers, s
 		return err
 	}
 	return fmt.Errorf("unknown cache type %q", spec.Type)
-}
-
-// fetchCarried brings the layers of carried-over records into the content
-// store, for targets that copy blobs rather than mount them.
-func fetchCarried(ctx context.Context, parts store.Parts, carried []remotecache.Imported) error {
-	var errs []error
-	for _, im := range carried {
-		missing := im.Layers[:0:0]
-		for _, l := range im.Layers {
-			if _, err := parts.Content.Info(ctx, l.Blob.Digest); err != nil {
-				missing = append(missing, l)
-			}
-		}
-		for _, l := range missing {
-			if err := im.Source.Fetch(ctx, parts.Content, []ocispec.Descriptor{l.Blob}); err != nil {
-				errs = append(errs, err)
-			}
-		}
-	}
-	return errors.Join(errs...)
 }
 
 // inlineCache is the config key of an inline cache: the final image's

@@ -35,42 +35,53 @@ func manifestOf(cfg Config, cfgDesc ocispec.Descriptor) ocispec.Manifest {
 }
 
 // Store puts the config and the artifact manifest into cs and returns the
-// manifest's descriptor. The layers must be in cs already.
-func Store(ctx context.Context, cs *content.Store, cfg Config) (ocispec.Descriptor, error) {
+// manifest's and the config's descriptors. The layers must be in cs
+// already, unless the caller knows where they are.
+func Store(ctx context.Context, cs *content.Store, cfg Config) (manifest, config ocispec.Descriptor, err error) {
 	cb, err := cfg.Marshal()
 	if err != nil {
-		return ocispec.Descriptor{}, err
+		return manifest, config, err
 	}
-	cdesc, err := cs.Put(ctx, MediaTypeConfig, cb)
+	if config, err = cs.Put(ctx, MediaTypeConfig, cb); err != nil {
+		return manifest, config, err
+	}
+	mb, err := json.Marshal(manifestOf(cfg, config))
 	if err != nil {
-		return ocispec.Descriptor{}, err
+		return manifest, config, err
 	}
-	mb, err := json.Marshal(manifestOf(cfg, cdesc))
-	if err != nil {
-		return ocispec.Descriptor{}, err
+	if manifest, err = cs.Put(ctx, ocispec.MediaTypeImageManifest, mb); err != nil {
+		return manifest, config, err
 	}
-	desc, err := cs.Put(ctx, ocispec.MediaTypeImageManifest, mb)
-	if err != nil {
-		return ocispec.Descriptor{}, err
-	}
-	desc.ArtifactType = ArtifactType
-	return desc, nil
+	manifest.ArtifactType = ArtifactType
+	return manifest, config, nil
 }
 
 // ExportLocal writes the cache into the OCI layout at dir under tag: blobs
 // the layout lacks, then the manifest, then index.json (replacing the
 // entry of the same tag), each file atomically. Layers come from cs, or,
-// for records carried over from an import, from their source.
-func ExportLocal(ctx context.Context, cs *content.Store, dir, tag string, cfg Config, desc ocispec.Descriptor, from BlobSource) error {
+// for records carried over from an import and missing in both the layout
+// and cs, from their source (exporting back to the layout imported from
+// copies nothing).
+func ExportLocal(ctx context.Context, cs *content.Store, dir, tag string, cfg Config, carried []Imported) error {
+	desc, cdesc, err := Store(ctx, cs, cfg)
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755); err != nil {
 		return err
 	}
-	blobs := []ocispec.Descriptor{desc, {Digest: mustManifestConfig(ctx, cs, desc)}}
+	from := map[digest.Digest]BlobSource{}
+	for _, im := range carried {
+		for _, l := range im.Layers {
+			from[l.Blob.Digest] = im.Source
+		}
+	}
+	blobs := []ocispec.Descriptor{desc, cdesc}
 	for _, l := range cfg.Layers {
 		blobs = append(blobs, l.Blob)
 	}
 	for _, b := range blobs {
-		if err := copyToLayout(ctx, cs, from, dir, b); err != nil {
+		if err := copyToLayout(ctx, cs, from[b.Digest], dir, b); err != nil {
 			return fmt.Errorf("cache export to %s: %w", dir, err)
 		}
 	}
@@ -97,17 +108,6 @@ func ExportLocal(ctx context.Context, cs *content.Store, dir, tag string, cfg Co
 		return err
 	}
 	return atomicfile.WriteFile(filepath.Join(dir, ocispec.ImageIndexFile), b, 0o644)
-}
-
-// mustManifestConfig is the config digest of the manifest desc in cs ("" if
-// it cannot be read: copyToLayout then fails on it).
-func mustManifestConfig(ctx context.Context, cs *content.Store, desc ocispec.Descriptor) digest.Digest {
-	var m ocispec.Manifest
-	b, err := cs.ReadBlob(ctx, desc.Digest)
-	if err == nil {
-		_ = json.Unmarshal(b, &m)
-	}
-	return m.Config.Digest
 }
 
 // copyToLayout puts blob b into the layout at dir unless it is there.

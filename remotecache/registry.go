@@ -76,7 +76,7 @@ func inlineOf(imageConfig []byte) (Config, error) {
 // are neither checked nor uploaded. When ref already names this exact
 // cache, nothing is written.
 func ExportRegistry(ctx context.Context, cs *content.Store, opts registry.Options, ref string, cfg Config, carried []Imported) error {
-	desc, err := Store(ctx, cs, cfg)
+	desc, _, err := Store(ctx, cs, cfg)
 	if err != nil {
 		return err
 	}

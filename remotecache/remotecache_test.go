@@ -124,15 +124,11 @@ func TestLocalRoundTrip(t *testing.T) {
 	}
 	l := cache.Layer{DiffID: digest.FromString("diff"), Blob: blob}
 	cfg := Encode("v1", []Entry{{Key: key("1"), Step: "RUN x", Layers: []cache.Layer{l}}}, nil)
-	desc, err := Store(ctx, cs, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := filepath.Join(t.TempDir(), "cache")
-	if err := ExportLocal(ctx, cs, dir, "main", cfg, desc, nil); err != nil {
+	if err := ExportLocal(ctx, cs, dir, "main", cfg, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := ExportLocal(ctx, cs, dir, "other", cfg, desc, nil); err != nil {
+	if err := ExportLocal(ctx, cs, dir, "other", cfg, nil); err != nil {
 		t.Fatal(err)
 	}
 	var idx ocispec.Index
