@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -92,23 +93,18 @@ func tagOr(t string) string {
 // (a fully cached build reaches only the last step of each chain), so an
 // unchanged build exports an unchanged cache.
 func cacheEntries(ctx context.Context, layers *cache.Layers, cs *ops.CacheStore, root string, max bool, ix *remotecache.Index, epoch *time.Time) ([]remotecache.Entry, []remotecache.Imported, error) {
+	chains := &layerChains{ls: layers, epoch: epoch, own: map[string]ownLayer{}}
 	final := map[string]bool{"": true}
 	finalBlobs := map[string]bool{}
-	if root != "" {
-		chain, err := layers.Chain(ctx, root)
-		if err != nil {
-			return nil, nil, err
-		}
-		for _, n := range chain {
-			final[n] = true
-		}
-		ls, err := layers.OfChain(ctx, chain, epoch)
-		if err != nil {
-			return nil, nil, err
-		}
-		for _, l := range ls {
-			finalBlobs[l.Blob.Digest.String()] = true
-		}
+	finalLayers, err := chains.of(ctx, root)
+	if err != nil {
+		return nil, nil, err
+	}
+	for n := root; n != ""; n = chains.own[n].parent {
+		final[n] = true
+	}
+	for _, l := range finalLayers {
+		finalBlobs[l.Blob.Digest.String()] = true
 	}
 	var out []remotecache.Entry
 	seenKey, seenStep := map[string]bool{}, map[string]bool{}
@@ -124,32 +120,11 @@ func cacheEntries(ctx context.Context, layers *cache.Layers, cs *ops.CacheStore,
 			continue
 		}
 		seenKey[u.Key.String()] = true
-		e := remotecache.Entry{Key: u.Key, Step: step}
-		if u.Snapshot != "" {
-			chain, err := layers.Chain(ctx, u.Snapshot)
-			if err != nil {
-				return nil, nil, err
-			}
-			ls, err := layers.OfChain(ctx, chain, epoch)
-			if err != nil {
-				return nil, nil, err
-			}
-			for i, l := range ls {
-				if l.Empty {
-					continue
-				}
-				if l.Created == nil {
-					info, err := layers.Snapshotter.Stat(ctx, chain[i])
-					if err != nil {
-						return nil, nil, err
-					}
-					created := info.Created.UTC()
-					l.Created = &created
-				}
-				e.Layers = append(e.Layers, l)
-			}
+		ls, err := chains.of(ctx, u.Snapshot)
+		if err != nil {
+			return nil, nil, err
 		}
-		out = append(out, e)
+		out = append(out, remotecache.Entry{Key: u.Key, Step: step, Layers: ls})
 	}
 	var carried []remotecache.Imported
 	if ix == nil {
@@ -166,6 +141,63 @@ func cacheEntries(ctx context.Context, layers *cache.Layers, cs *ops.CacheStore,
 		out = append(out, im.Entry)
 	}
 	return out, carried, nil
+}
+
+// layerChains gives the non-empty layers of snapshot chains, base first,
+// each dated (when it has no date of its own) by its snapshot's creation.
+// Each snapshot is read once (its record and its layer record), so the
+// results of a deep build cost one walk in all, not one per result.
+type layerChains struct {
+	ls    *cache.Layers
+	epoch *time.Time
+	own   map[string]ownLayer
+}
+
+// ownLayer is one snapshot's parent and layer (nil when its diff is empty).
+type ownLayer struct {
+	parent string
+	layer  *cache.Layer
+}
+
+func (c *layerChains) read(ctx context.Context, name string) (ownLayer, error) {
+	if o, ok := c.own[name]; ok {
+		return o, nil
+	}
+	info, err := c.ls.Snapshotter.Stat(ctx, name)
+	if err != nil {
+		return ownLayer{}, fmt.Errorf("stat snapshot %s: %w", name, err)
+	}
+	l, err := c.ls.Of(ctx, name, info.Parent, c.epoch)
+	if err != nil {
+		return ownLayer{}, fmt.Errorf("layer of %s: %w", name, err)
+	}
+	o := ownLayer{parent: info.Parent}
+	if !l.Empty {
+		if l.Created == nil {
+			created := info.Created.UTC()
+			l.Created = &created
+		}
+		o.layer = l
+	}
+	c.own[name] = o
+	return o, nil
+}
+
+// of lists the non-empty layers of name's chain, base first ("" has none).
+func (c *layerChains) of(ctx context.Context, name string) ([]cache.Layer, error) {
+	var rev []cache.Layer
+	for name != "" {
+		o, err := c.read(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		if o.layer != nil {
+			rev = append(rev, *o.layer)
+		}
+		name = o.parent
+	}
+	slices.Reverse(rev)
+	return rev, nil
 }
 
 // cacheLinks are the links to export: those of this build, and the
