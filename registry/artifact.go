@@ -74,10 +74,22 @@ func (p *Puller) FetchBlob(ctx context.Context, ref string, d ocispec.Descriptor
 // most Jobs at once, each verified as it streams in; blobs the store has
 // are skipped.
 func (p *Puller) FetchBlobs(ctx context.Context, ref string, blobs []ocispec.Descriptor) error {
+	return p.FetchBlobsEach(ctx, ref, blobs, nil)
+}
+
+// FetchBlobsEach is FetchBlobs that calls each (when set) as each blob is
+// in the store, the ones it had first: a caller unpacks layer i while the
+// later ones still download. Fetches start in the order of blobs.
+func (p *Puller) FetchBlobsEach(ctx context.Context, ref string, blobs []ocispec.Descriptor, each func(ocispec.Descriptor)) error {
+	if each == nil {
+		each = func(ocispec.Descriptor) {}
+	}
 	var missing []ocispec.Descriptor
 	for _, b := range blobs {
 		if _, err := p.content.Info(ctx, b.Digest); err != nil {
 			missing = append(missing, b)
+		} else {
+			each(b)
 		}
 	}
 	if len(missing) == 0 {
@@ -94,6 +106,7 @@ func (p *Puller) FetchBlobs(ctx context.Context, ref string, blobs []ocispec.Des
 				if p.opts.Sources != nil {
 					p.opts.Sources.Add(b.Digest, f.source)
 				}
+				each(b)
 				return nil
 			})
 		}

@@ -107,9 +107,10 @@ func (f *fetcher) fetchManifest(ctx context.Context, r name.Reference, expect oc
 	return manifestBlob{desc: desc, raw: raw}, nil
 }
 
-// blobs fetches the config and layers of m that the store lacks, at most
-// Jobs at once, and counts them in res.
-func (f *fetcher) blobs(ctx context.Context, m manifestBlob, res *Result) error {
+// blobs fetches the config and (with layers) the layers of m that the
+// store lacks, at most Jobs at once, and counts them in res. Sources
+// learns the repository of every blob, fetched or not.
+func (f *fetcher) blobs(ctx context.Context, m manifestBlob, layers bool, res *Result) error {
 	var man ocispec.Manifest
 	if err := json.Unmarshal(m.raw, &man); err != nil {
 		return fmt.Errorf("decode manifest %s: %w", m.desc.Digest, err)
@@ -122,7 +123,7 @@ func (f *fetcher) blobs(ctx context.Context, m manifestBlob, res *Result) error 
 	}
 	all := append([]ocispec.Descriptor{man.Config}, man.Layers...)
 	var missing []ocispec.Descriptor
-	for _, b := range all {
+	for i, b := range all {
 		if err := b.Digest.Validate(); err != nil {
 			return fmt.Errorf("manifest %s: invalid blob digest %q: %w", m.desc.Digest, b.Digest, err)
 		}
@@ -131,6 +132,9 @@ func (f *fetcher) blobs(ctx context.Context, m manifestBlob, res *Result) error 
 		}
 		if info, err := f.p.content.Info(ctx, b.Digest); err == nil && info.Size == b.Size {
 			res.Present++
+			continue
+		}
+		if i > 0 && !layers {
 			continue
 		}
 		missing = append(missing, b)

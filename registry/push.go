@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -109,6 +110,12 @@ type PushOptions struct {
 	// SkipUnchanged leaves a name alone when the registry already has it
 	// pointing at the target: a push that changes nothing writes nothing.
 	SkipUnchanged bool
+	// Fetch, if set, stores a blob of the image that the content store
+	// lacks (a layer known to live elsewhere, not yet downloaded). It is
+	// called only for a blob that must be uploaded: one the repository
+	// neither has nor could mount, once per blob whatever the number of
+	// repositories. Without it such a blob fails the push.
+	Fetch func(ctx context.Context, b ocispec.Descriptor) error
 }
 
 // PushWith is Push with opts.
@@ -190,7 +197,7 @@ func (p *Pusher) push(ctx context.Context, desc ocispec.Descriptor, repos []*pus
 	for _, d := range opts.Present {
 		present[d] = true
 	}
-	g, err := p.graph(ctx, desc, present)
+	g, err := p.graph(ctx, desc, present, opts.Fetch != nil)
 	if err != nil {
 		return PushResult{}, fmt.Errorf("push %s: %w", display, err)
 	}
@@ -198,8 +205,9 @@ func (p *Pusher) push(ctx context.Context, desc ocispec.Descriptor, repos []*pus
 	// the same registry mounts instead of uploading again.
 	local := &MemorySources{}
 	res := PushResult{Target: g.manifests[len(g.manifests)-1].desc}
+	fetch := &onceFetch{fn: opts.Fetch, done: map[digest.Digest]*fetchCall{}}
 	for _, r := range repos {
-		rp := &repoPusher{p: p, ep: r.ep, repo: r.repo, source: r.source, local: local, emit: emit, opts: opts}
+		rp := &repoPusher{p: p, ep: r.ep, repo: r.repo, source: r.source, local: local, emit: emit, opts: opts, fetch: fetch}
 		if err := rp.run(ctx, g, r.names); err != nil {
 			return PushResult{}, fmt.Errorf("push %s to registry %s: %w", images.Familiar(r.source), r.host, hosts.CheckAuth(r.host, err))
 		}
@@ -233,7 +241,7 @@ type pushGraph struct {
 
 // graph reads desc and everything it names from the content store, and
 // checks that every blob to push is there with its size.
-func (p *Pusher) graph(ctx context.Context, desc ocispec.Descriptor, present map[digest.Digest]bool) (*pushGraph, error) {
+func (p *Pusher) graph(ctx context.Context, desc ocispec.Descriptor, present map[digest.Digest]bool, lazy bool) (*pushGraph, error) {
 	cs := p.pl.content
 	g := &pushGraph{}
 	seenManifest := map[digest.Digest]bool{}
@@ -300,6 +308,11 @@ func (p *Pusher) graph(ctx context.Context, desc ocispec.Descriptor, present map
 				if errors.Is(err, errdefs.ErrNotFound) && len(b.URLs) > 0 {
 					continue // non-distributable: the registry fetches it from its URLs
 				}
+				if errors.Is(err, errdefs.ErrNotFound) && lazy && b.Digest != m.Config.Digest {
+					seenBlob[b.Digest] = true
+					g.blobs = append(g.blobs, b) // PushOptions.Fetch brings it if it must be uploaded
+					continue
+				}
 				if err != nil {
 					return fmt.Errorf("manifest %s: blob %s: %w", d.Digest, b.Digest, err)
 				}
@@ -362,7 +375,8 @@ type repoPusher struct {
 	// to try mounting it from.
 	mountFrom map[digest.Digest][]string
 
-	opts PushOptions
+	opts  PushOptions
+	fetch *onceFetch
 
 	uploaded, skipped, mounted, manifests, retries atomic.Int64
 	uploadedBytes                                  atomic.Int64
@@ -507,4 +521,41 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
+}
+
+// onceFetch calls PushOptions.Fetch at most once per blob, however many
+// repositories ask for it at once; a failed call is tried again by the
+// next caller (the push retries transient failures).
+type onceFetch struct {
+	fn   func(context.Context, ocispec.Descriptor) error
+	mu   sync.Mutex
+	done map[digest.Digest]*fetchCall
+}
+
+type fetchCall struct {
+	mu sync.Mutex
+	ok bool
+}
+
+func (f *onceFetch) fetch(ctx context.Context, b ocispec.Descriptor) error {
+	f.mu.Lock()
+	c := f.done[b.Digest]
+	if c == nil {
+		c = &fetchCall{}
+		f.done[b.Digest] = c
+	}
+	f.mu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ok {
+		return nil
+	}
+	if f.fn == nil {
+		return fmt.Errorf("blob %s is not in the content store", b.Digest)
+	}
+	if err := f.fn(ctx, b); err != nil {
+		return fmt.Errorf("fetch blob %s to push it: %w", b.Digest, err)
+	}
+	c.ok = true
+	return nil
 }

@@ -132,6 +132,20 @@ type Result struct {
 // serves it, the image is tagged with the normalized ref. A refusal of
 // credentials by the last endpoint wraps ErrAuth.
 func (p *Puller) Pull(ctx context.Context, ref string, platform ocispec.Platform) (Result, error) {
+	return p.get(ctx, ref, platform, true)
+}
+
+// Resolve is Pull without the layers and without the tag: the manifests
+// and the config go to the content store and Sources learns where every
+// layer lives, so a build can key its steps on the image and fetch the
+// layers (FetchBlobsEach) only if a step reads them. Result.Image names
+// the tag a pull would write.
+func (p *Puller) Resolve(ctx context.Context, ref string, platform ocispec.Platform) (Result, error) {
+	return p.get(ctx, ref, platform, false)
+}
+
+// get is Pull (layers and tag) or Resolve.
+func (p *Puller) get(ctx context.Context, ref string, platform ocispec.Platform, full bool) (Result, error) {
 	normalized, err := images.Normalize(ref)
 	if err != nil {
 		return Result{}, err
@@ -150,8 +164,12 @@ func (p *Puller) Pull(ctx context.Context, ref string, platform ocispec.Platform
 		e.Vertex, e.Name, e.Time = v.Vertex, v.Name, time.Now()
 		sink.Emit(e)
 	}
+	if !full {
+		v.Name = "[internal] load metadata for " + images.Familiar(normalized)
+		v.Vertex = digest.FromString("resolve " + normalized)
+	}
 	emit(progress.Event{Status: progress.Started})
-	res, err := p.pullEndpoints(ctx, r, host, normalized, platform, emit)
+	res, err := p.pullEndpoints(ctx, r, host, normalized, platform, full, emit)
 	if err != nil {
 		err = fmt.Errorf("pull %s from registry %s: %w", images.Familiar(normalized), host, err)
 		emit(progress.Event{Status: progress.Error, Err: err.Error()})
@@ -163,10 +181,10 @@ func (p *Puller) Pull(ctx context.Context, ref string, platform ocispec.Platform
 
 // pullEndpoints pulls r from the first of host's pull endpoints that
 // serves it.
-func (p *Puller) pullEndpoints(ctx context.Context, r name.Reference, host, normalized string, platform ocispec.Platform, emit func(progress.Event)) (Result, error) {
+func (p *Puller) pullEndpoints(ctx context.Context, r name.Reference, host, normalized string, platform ocispec.Platform, full bool, emit func(progress.Event)) (Result, error) {
 	var res Result
 	ep, err := p.eachEndpoint(ctx, host, emit, func(ep hosts.Endpoint) (err error) {
-		res, err = p.pull(ctx, ep, r, normalized, platform, emit)
+		res, err = p.pull(ctx, ep, r, normalized, platform, full, emit)
 		return err
 	})
 	if err != nil {
@@ -230,8 +248,9 @@ func endpointName(ep hosts.Endpoint, host string) string {
 	return host
 }
 
-// pull pulls r from one endpoint and tags it as normalized.
-func (p *Puller) pull(ctx context.Context, ep hosts.Endpoint, r name.Reference, normalized string, platform ocispec.Platform, emit func(progress.Event)) (Result, error) {
+// pull pulls r from one endpoint and tags it as normalized; without full,
+// only the manifests and config are stored and nothing is tagged.
+func (p *Puller) pull(ctx context.Context, ep hosts.Endpoint, r name.Reference, normalized string, platform ocispec.Platform, full bool, emit func(progress.Event)) (Result, error) {
 	f, epRef, err := p.newFetcher(ctx, ep, r, normalized, emit)
 	if err != nil {
 		return Result{}, err
@@ -246,7 +265,7 @@ func (p *Puller) pull(ctx context.Context, ep hosts.Endpoint, r name.Reference, 
 	}
 	m := chain[len(chain)-1]
 	res := Result{Manifest: m.desc}
-	if err := f.blobs(ctx, m, &res); err != nil {
+	if err := f.blobs(ctx, m, full, &res); err != nil {
 		return Result{}, err
 	}
 	// Children before parents: the tag goes last.
@@ -256,6 +275,10 @@ func (p *Puller) pull(ctx context.Context, ep hosts.Endpoint, r name.Reference, 
 		}
 	}
 	target := chain[0].desc
+	if !full {
+		res.Image = images.Image{Name: normalized, Target: target}
+		return res, nil
+	}
 	old, err := p.images.Get(ctx, normalized)
 	switch {
 	case errors.Is(err, errdefs.ErrNotFound):

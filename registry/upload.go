@@ -22,6 +22,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/strata-build/strata/internal/errdefs"
 	"github.com/strata-build/strata/registry/hosts"
 )
 
@@ -252,6 +253,11 @@ func (r *repoPusher) tryBlob(ctx context.Context, b ocispec.Descriptor) (out blo
 		}
 		resp.Body.Close()
 		if loc, err = location(resp); err != nil {
+			return 0, "", err
+		}
+	}
+	if _, err := r.p.pl.content.Info(ctx, b.Digest); errors.Is(err, errdefs.ErrNotFound) {
+		if err := r.fetch.fetch(ctx, b); err != nil {
 			return 0, "", err
 		}
 	}

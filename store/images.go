@@ -177,6 +177,15 @@ func (s *Store) Pull(ctx context.Context, ref string, opts PullOptions) (registr
 	return registry.New(s.content, s.images, ro).Pull(ctx, ref, opts.Platform)
 }
 
+// PullMetadata fetches ref's manifests and config into the store, without
+// its layers and without a tag (registry.Puller.Resolve): what a build
+// needs to key its steps on a base image whose layers it may never read.
+func (s *Store) PullMetadata(ctx context.Context, ref string, opts PullOptions) (registry.Result, error) {
+	ro := opts.Registry
+	ro.Sources = s.sources
+	return registry.New(s.content, s.images, ro).Resolve(ctx, ref, opts.Platform)
+}
+
 // Push sends the stored image name to its registry under the same name.
 // Blobs the registry has are skipped, those in another repository of the
 // same registry mounted.
