@@ -167,6 +167,19 @@ func Build(ctx context.Context, st *store.Store, opts Options) (*Result, error) 
 	if err != nil {
 		return nil, err
 	}
+	warn := opts.Warnings
+	if warn == nil {
+		warn = io.Discard
+	}
+	// Where the layers the build has not downloaded live: the imported
+	// caches' and the base images' (added as they are resolved).
+	lazy := remotecache.NewBlobs()
+	var remote *remotecache.Index
+	if !opts.CheckOnly && len(opts.CacheFrom) > 0 {
+		remote = importCaches(ctx, opts.CacheFrom, ropts, warn)
+		lazy.AddIndex(remote)
+	}
+	res := &resolver{st: st, pull: opts.Pull, registry: ropts, blobs: lazy}
 	conv, err := dockerfile.Convert(ctx, dockerfile.Options{
 		Dockerfile:      data,
 		Filename:        filepath.Base(dfPath),
@@ -174,7 +187,7 @@ func Build(ctx context.Context, st *store.Store, opts Options) (*Result, error) 
 		BuildArgs:       opts.BuildArgs,
 		Labels:          opts.Labels,
 		Platform:        opts.Platform,
-		Resolver:        &resolver{st: st, pull: opts.Pull, registry: ropts},
+		Resolver:        res,
 		ContextExcludes: excludes,
 		NoCacheFilter:   opts.NoCacheFilter,
 		SourceDateEpoch: epoch,
@@ -192,13 +205,8 @@ func Build(ctx context.Context, st *store.Store, opts Options) (*Result, error) 
 	if opts.CheckOnly {
 		return &Result{Warnings: conv.Warnings}, nil
 	}
-	warn := opts.Warnings
-	if warn == nil {
-		warn = io.Discard
-	}
 	ref := &ops.Ref{}
 	var cs *ops.CacheStore
-	var remote *remotecache.Index
 	if conv.Root != nil {
 		if os.Geteuid() != 0 {
 			return nil, ErrNeedsRoot
@@ -211,39 +219,65 @@ func Build(ctx context.Context, st *store.Store, opts Options) (*Result, error) 
 			return nil, withSource(err, data)
 		}
 		scopeSteps(def, ctxDir, dfPath)
-		remote = importCaches(ctx, opts.CacheFrom, ropts, warn)
-		if ref, cs, err = solve(ctx, parts, def, ctxDir, remote, opts); err != nil {
+		if ref, cs, err = solve(ctx, parts, def, ctxDir, remote, lazy, opts); err != nil {
 			return nil, withSource(err, data)
 		}
 	}
 	layers := &cache.Layers{Snapshotter: parts.Snapshotter, Content: parts.Content, Records: parts.Records, TempDir: parts.TempDir}
+	chains := newLayerChains(layers, epoch)
 	var inline map[string]json.RawMessage
 	if cs != nil && slices.ContainsFunc(opts.CacheTo, func(c CacheSpec) bool { return c.Type == "inline" }) {
-		if inline, err = inlineCache(ctx, layers, cs, ref.Snapshot, remote, epoch); err != nil {
+		if inline, err = inlineCache(ctx, chains, cs, ref, remote); err != nil {
 			return nil, fmt.Errorf("inline cache: %w", err)
 		}
 	}
-	desc, cfg, err := exporter.WriteImage(ctx, layers, ref.Snapshot, conv.DockerImage(), epoch, inline)
+	imgLayers, _, err := chains.result(ctx, ref)
 	if err != nil {
 		return nil, fmt.Errorf("export image: %w", err)
 	}
-	res := &Result{Warnings: conv.Warnings, Manifest: desc, Config: cfg, Steps: steps.list()}
+	desc, cfg, err := exporter.WriteImage(ctx, parts.Content, imgLayers, conv.DockerImage(), epoch, inline)
+	if err != nil {
+		return nil, fmt.Errorf("export image: %w", err)
+	}
+	out := &Result{Warnings: conv.Warnings, Manifest: desc, Config: cfg, Steps: steps.list()}
 	for _, e := range opts.Exports {
-		rep, err := e.Export(ctx, exporter.Source{Content: parts.Content, Images: parts.Images, Registry: ropts, Manifest: desc, Names: names})
+		src := exporter.Source{Content: parts.Content, Images: parts.Images, Registry: ropts, Manifest: desc, Names: names, Fetch: lazy.FetchOne(parts.Content)}
+		if _, push := e.(exporter.Registry); !push {
+			// Every other output reads the layers' bytes from the store.
+			if err := fetchLayers(ctx, parts, lazy, imgLayers); err != nil {
+				return nil, fmt.Errorf("export: %w", err)
+			}
+		}
+		rep, err := e.Export(ctx, src)
 		if err != nil {
 			return nil, fmt.Errorf("export: %w", err)
 		}
-		res.Reports = append(res.Reports, rep)
+		out.Reports = append(out.Reports, rep)
 	}
 	if cs != nil {
-		if err := exportCaches(ctx, parts, opts.CacheTo, cs, ref.Snapshot, remote, ropts, epoch, warn); err != nil {
+		if err := exportCaches(ctx, parts, chains, opts.CacheTo, cs, ref, remote, lazy, ropts, warn); err != nil {
 			return nil, err
 		}
 	}
-	return res, nil
+	if err := res.tagFetched(ctx, opts.Platform); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
-func solve(ctx context.Context, parts store.Parts, def *llb.Definition, ctxDir string, remote *remotecache.Index, opts Options) (*ops.Ref, *ops.CacheStore, error) {
+// fetchLayers stores the blobs of layers that the store lacks, from where
+// lazy says they are.
+func fetchLayers(ctx context.Context, parts store.Parts, lazy *remotecache.Blobs, layers []cache.Layer) error {
+	var blobs []ocispec.Descriptor
+	for _, l := range layers {
+		if !l.Empty {
+			blobs = append(blobs, l.Blob)
+		}
+	}
+	return lazy.Fetch(ctx, parts.Content, blobs, nil)
+}
+
+func solve(ctx context.Context, parts store.Parts, def *llb.Definition, ctxDir string, remote *remotecache.Index, lazy *remotecache.Blobs, opts Options) (*ops.Ref, *ops.CacheStore, error) {
 	exec, err := runtimeFor(opts.Runtime, parts)
 	if err != nil {
 		return nil, nil, err
@@ -261,6 +295,7 @@ func solve(ctx context.Context, parts store.Parts, def *llb.Definition, ctxDir s
 		Secrets:       opts.Secrets,
 		SSH:           opts.SSH,
 		AllowInsecure: opts.AllowInsecure,
+		Blobs:         lazy,
 	}
 	cs := &ops.CacheStore{Records: parts.Records, Snapshotter: parts.Snapshotter, Worker: w}
 	if remote != nil && remote.Len() > 0 {

@@ -91,18 +91,17 @@ func tagOr(t string) string {
 // used (mode=max) or those of the final image's chain (mode=min), each with
 // its layers, plus the imported records of steps this build did not reach
 // (a fully cached build reaches only the last step of each chain), so an
-// unchanged build exports an unchanged cache.
-func cacheEntries(ctx context.Context, layers *cache.Layers, cs *ops.CacheStore, root string, max bool, ix *remotecache.Index, epoch *time.Time) ([]remotecache.Entry, []remotecache.Imported, error) {
-	chains := &layerChains{ls: layers, epoch: epoch, own: map[string]ownLayer{}}
-	final := map[string]bool{"": true}
-	finalBlobs := map[string]bool{}
-	finalLayers, err := chains.of(ctx, root)
+// unchanged build exports an unchanged cache. carried are those last ones.
+func cacheEntries(ctx context.Context, chains *layerChains, cs *ops.CacheStore, root *ops.Ref, max bool, ix *remotecache.Index) ([]remotecache.Entry, []remotecache.Imported, error) {
+	finalLayers, finalNames, err := chains.result(ctx, root)
 	if err != nil {
 		return nil, nil, err
 	}
-	for n := root; n != ""; n = chains.own[n].parent {
+	final := map[string]bool{"": true}
+	for _, n := range finalNames {
 		final[n] = true
 	}
+	finalBlobs := map[string]bool{}
 	for _, l := range finalLayers {
 		finalBlobs[l.Blob.Digest.String()] = true
 	}
@@ -113,14 +112,14 @@ func cacheEntries(ctx context.Context, layers *cache.Layers, cs *ops.CacheStore,
 		if step != "" {
 			seenStep[step] = true
 		}
-		if !max && !final[u.Snapshot] {
+		if !max && !final[u.Ref.Snapshot] {
 			continue
 		}
 		if seenKey[u.Key.String()] {
 			continue
 		}
 		seenKey[u.Key.String()] = true
-		ls, err := chains.of(ctx, u.Snapshot)
+		ls, _, err := chains.used(ctx, u.Ref)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -143,20 +142,25 @@ func cacheEntries(ctx context.Context, layers *cache.Layers, cs *ops.CacheStore,
 	return out, carried, nil
 }
 
-// layerChains gives the non-empty layers of snapshot chains, base first,
-// each dated (when it has no date of its own) by its snapshot's creation.
-// Each snapshot is read once (its record and its layer record), so the
-// results of a deep build cost one walk in all, not one per result.
+// layerChains gives the layers of results, base first, empty ones
+// included, each dated (when it has no date of its own) by its snapshot's
+// creation, and made for epoch (SOURCE_DATE_EPOCH, when set). Each
+// snapshot is read once (its record and its layer record), so the results
+// of a deep build cost one walk in all, not one per result.
 type layerChains struct {
 	ls    *cache.Layers
 	epoch *time.Time
 	own   map[string]ownLayer
 }
 
-// ownLayer is one snapshot's parent and layer (nil when its diff is empty).
+func newLayerChains(ls *cache.Layers, epoch *time.Time) *layerChains {
+	return &layerChains{ls: ls, epoch: epoch, own: map[string]ownLayer{}}
+}
+
+// ownLayer is one snapshot's parent and layer.
 type ownLayer struct {
 	parent string
-	layer  *cache.Layer
+	layer  cache.Layer
 }
 
 func (c *layerChains) read(ctx context.Context, name string) (ownLayer, error) {
@@ -171,33 +175,72 @@ func (c *layerChains) read(ctx context.Context, name string) (ownLayer, error) {
 	if err != nil {
 		return ownLayer{}, fmt.Errorf("layer of %s: %w", name, err)
 	}
-	o := ownLayer{parent: info.Parent}
-	if !l.Empty {
-		if l.Created == nil {
-			created := info.Created.UTC()
-			l.Created = &created
-		}
-		o.layer = l
+	if l.Created == nil {
+		created := info.Created.UTC()
+		l.Created = &created
 	}
+	o := ownLayer{parent: info.Parent, layer: *l}
 	c.own[name] = o
 	return o, nil
 }
 
-// of lists the non-empty layers of name's chain, base first ("" has none).
-func (c *layerChains) of(ctx context.Context, name string) ([]cache.Layer, error) {
-	var rev []cache.Layer
+// of lists the layers of name's chain and the snapshots' names, base
+// first ("" has none).
+func (c *layerChains) of(ctx context.Context, name string) ([]cache.Layer, []string, error) {
+	var layers []cache.Layer
+	var names []string
 	for name != "" {
 		o, err := c.read(ctx, name)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		if o.layer != nil {
-			rev = append(rev, *o.layer)
-		}
+		layers = append(layers, o.layer)
+		names = append(names, name)
 		name = o.parent
 	}
-	slices.Reverse(rev)
-	return rev, nil
+	slices.Reverse(layers)
+	slices.Reverse(names)
+	return layers, names, nil
+}
+
+// used is the layers of a result for a cache record: a lazy result's own
+// (they are what the record it came from holds), else its chain's.
+func (c *layerChains) used(ctx context.Context, r *ops.Ref) ([]cache.Layer, []string, error) {
+	if ls, ok := r.Layers(); ok {
+		return ls, ops.ChainNames(ls), nil
+	}
+	return c.of(ctx, r.Snapshot)
+}
+
+// result is the layers of the image of r: a lazy result's own when they
+// were made for this build's epoch (their blobs need not be here), else
+// its chain's, r being unpacked first if it is lazy.
+func (c *layerChains) result(ctx context.Context, r *ops.Ref) ([]cache.Layer, []string, error) {
+	if ls, ok := r.Layers(); ok && madeFor(ls, c.epoch) {
+		return ls, ops.ChainNames(ls), nil
+	}
+	if err := r.Ready(ctx); err != nil {
+		return nil, nil, err
+	}
+	return c.of(ctx, r.Snapshot)
+}
+
+// madeFor reports whether layers can make the image of a build with epoch:
+// each dated (a cache record's are; a base image's, which its snapshot's
+// creation dates, are not) and with its times clamped to epoch or, without
+// one, unclamped.
+func madeFor(layers []cache.Layer, epoch *time.Time) bool {
+	for _, l := range layers {
+		switch {
+		case l.Created == nil:
+			return false
+		case epoch == nil && l.SourceDateEpoch != nil:
+			return false
+		case epoch != nil && (l.SourceDateEpoch == nil || *l.SourceDateEpoch != epoch.Unix()):
+			return false
+		}
+	}
+	return true
 }
 
 // cacheLinks are the links to export: those of this build, and the
@@ -214,10 +257,10 @@ func cacheLinks(cs *ops.CacheStore, ix *remotecache.Index) map[digest.Digest]dig
 	return links
 }
 
-// allIn reports whether every layer's blob is in set.
+// allIn reports whether every non-empty layer's blob is in set.
 func allIn(ls []cache.Layer, set map[string]bool) bool {
 	for _, l := range ls {
-		if !set[l.Blob.Digest.String()] {
+		if !l.Empty && !set[l.Blob.Digest.String()] {
 			return false
 		}
 	}
@@ -235,14 +278,14 @@ func unscoped(step string) string {
 }
 
 // exportCaches writes every --cache-to but inline ones. A failure fails
-// the build unless the spec says ignore-error.
-func exportCaches(ctx context.Context, parts store.Parts, specs []CacheSpec, cs *ops.CacheStore, root string, ix *remotecache.Index, ropts registry.Options, epoch *time.Time, warn io.Writer) error {
-	layers := &cache.Layers{Snapshotter: parts.Snapshotter, Content: parts.Content, Records: parts.Records, TempDir: parts.TempDir}
+// the build unless the spec says ignore-error. Layers the store lacks come
+// from where lazy says they are.
+func exportCaches(ctx context.Context, parts store.Parts, chains *layerChains, specs []CacheSpec, cs *ops.CacheStore, root *ops.Ref, ix *remotecache.Index, lazy *remotecache.Blobs, ropts registry.Options, warn io.Writer) error {
 	for _, spec := range specs {
 		if spec.Type == "inline" {
 			continue
 		}
-		err := exportCache(ctx, parts, layers, spec, cs, root, ix, ropts, epoch)
+		err := exportCache(ctx, parts, chains, spec, cs, root, ix, lazy, ropts)
 		if err != nil && spec.IgnoreError {
 			fmt.Fprintf(warn, "WARNING: cache export to %s: %v\n", spec, err)
 			err = nil
@@ -254,26 +297,26 @@ func exportCaches(ctx context.Context, parts store.Parts, specs []CacheSpec, cs 
 	return nil
 }
 
-func exportCache(ctx context.Context, parts store.Parts, layers *cache.Layers, spec CacheSpec, cs *ops.CacheStore, root string, ix *remotecache.Index, ropts registry.Options, epoch *time.Time) error {
-	entries, carried, err := cacheEntries(ctx, layers, cs, root, spec.Mode == "max", ix, epoch)
+func exportCache(ctx context.Context, parts store.Parts, chains *layerChains, spec CacheSpec, cs *ops.CacheStore, root *ops.Ref, ix *remotecache.Index, lazy *remotecache.Blobs, ropts registry.Options) error {
+	entries, carried, err := cacheEntries(ctx, chains, cs, root, spec.Mode == "max", ix)
 	if err != nil {
 		return err
 	}
 	cfg := remotecache.Encode(solver.KeyVersion, entries, cacheLinks(cs, ix))
 	switch spec.Type {
 	case "local":
-		return remotecache.ExportLocal(ctx, parts.Content, spec.Dir, tagOr(spec.Tag), cfg, carried)
+		return remotecache.ExportLocal(ctx, parts.Content, spec.Dir, tagOr(spec.Tag), cfg, lazy)
 	case "registry":
 		if spec.Insecure {
 			ropts = ropts.WithInsecure(spec.Ref)
 		}
-		err := remotecache.ExportRegistry(ctx, parts.Content, ropts, spec.Ref, cfg, carried)
+		err := remotecache.ExportRegistry(ctx, parts.Content, ropts, spec.Ref, cfg, lazy)
 		if err != nil && len(carried) > 0 {
 			// A registry that dropped a carried layer refuses the manifest:
-			// export this build's own records, whose layers are all here.
+			// export this build's own records.
 			own := entries[:len(entries)-len(carried)] // cacheEntries puts carried records last
 			cfg = remotecache.Encode(solver.KeyVersion, own, cacheLinks(cs, ix))
-			if rerr := remotecache.ExportRegistry(ctx, parts.Content, ropts, spec.Ref, cfg, nil); rerr != nil {
+			if rerr := remotecache.ExportRegistry(ctx, parts.Content, ropts, spec.Ref, cfg, lazy); rerr != nil {
 				return errors.Join(err, rerr)
 			}
 			return nil
@@ -285,8 +328,8 @@ func exportCache(ctx context.Context, parts store.Parts, layers *cache.Layers, s
 
 // inlineCache is the config key of an inline cache: the final image's
 // records, whose layers are the image's own.
-func inlineCache(ctx context.Context, layers *cache.Layers, cs *ops.CacheStore, root string, ix *remotecache.Index, epoch *time.Time) (map[string]json.RawMessage, error) {
-	entries, _, err := cacheEntries(ctx, layers, cs, root, false, ix, epoch)
+func inlineCache(ctx context.Context, chains *layerChains, cs *ops.CacheStore, root *ops.Ref, ix *remotecache.Index) (map[string]json.RawMessage, error) {
+	entries, _, err := cacheEntries(ctx, chains, cs, root, false, ix)
 	if err != nil {
 		return nil, err
 	}

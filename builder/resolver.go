@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -13,16 +14,26 @@ import (
 	"github.com/strata-build/strata/frontend/dockerfile"
 	"github.com/strata-build/strata/internal/errdefs"
 	"github.com/strata-build/strata/registry"
+	"github.com/strata-build/strata/remotecache"
 	"github.com/strata-build/strata/store"
 )
 
-// resolver finds base images in the local image store, pulling from the
-// image's registry what is missing there, or everything when pull is set
-// (--pull). A reference by digest is never pulled again once stored.
+// resolver finds base images in the local image store, resolving in the
+// image's registry those missing there, or all when pull is set (--pull).
+// A reference by digest is never resolved again once stored.
+//
+// A resolved image's manifests and config are stored, its layers are not:
+// blobs learns where they are, and the build fetches them only if a step
+// reads the image's files (a fully cached build never does). tagFetched
+// then tags the images whose layers came in.
 type resolver struct {
 	st       *store.Store
 	pull     bool
 	registry registry.Options
+	blobs    *remotecache.Blobs
+
+	mu      sync.Mutex
+	pending []images.Image
 }
 
 func (r *resolver) ResolveImage(ctx context.Context, ref string, platform ocispec.Platform) (dockerfile.ResolvedImage, error) {
@@ -36,13 +47,57 @@ func (r *resolver) ResolveImage(ctx context.Context, ref string, platform ocispe
 			return ri, err
 		}
 	}
-	if _, err := r.st.Pull(ctx, name, store.PullOptions{Platform: platform, Registry: r.registry}); err != nil {
+	res, err := r.st.PullMetadata(ctx, name, store.PullOptions{Platform: platform, Registry: r.registry})
+	if err != nil {
 		if r.pull {
 			return dockerfile.ResolvedImage{}, err
 		}
 		return dockerfile.ResolvedImage{}, fmt.Errorf("image %s not found in the local store and could not be pulled: %w", images.Familiar(name), err)
 	}
-	return r.local(ctx, name, platform)
+	resolved, err := images.Resolve(ctx, r.st.Parts().Content, res.Image.Target, platform)
+	if err != nil {
+		return dockerfile.ResolvedImage{}, fmt.Errorf("resolve %s: %w", images.Familiar(name), err)
+	}
+	r.blobs.Add(remotecache.RegistrySource(name, r.registry), resolved.Manifest.Layers...)
+	r.mu.Lock()
+	r.pending = append(r.pending, res.Image)
+	r.mu.Unlock()
+	return dockerfile.ResolvedImage{Ref: name, Digest: resolved.ManifestDesc.Digest, Config: resolved.Config, ConfigJSON: resolved.ConfigBytes}, nil
+}
+
+// tagFetched tags each image resolved from a registry whose layers are all
+// in the store now (a step read it), as a pull would have: the next build
+// finds it without asking the registry. The others stay untagged: the
+// store holds no image it cannot export.
+func (r *resolver) tagFetched(ctx context.Context, platform ocispec.Platform) error {
+	r.mu.Lock()
+	pending := r.pending
+	r.pending = nil
+	r.mu.Unlock()
+	parts := r.st.Parts()
+	for _, img := range pending {
+		res, err := images.Resolve(ctx, parts.Content, img.Target, platform)
+		if err != nil {
+			return err
+		}
+		complete := true
+		for _, l := range res.Manifest.Layers {
+			if _, err := parts.Content.Info(ctx, l.Digest); err != nil {
+				complete = false
+				break
+			}
+		}
+		if !complete {
+			continue
+		}
+		if old, err := parts.Images.Get(ctx, img.Name); err == nil && old.Target.Digest == img.Target.Digest {
+			continue
+		}
+		if err := parts.Images.Put(ctx, img); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // local resolves name in the local store; the error wraps
@@ -67,6 +122,12 @@ func (r *resolver) local(ctx context.Context, name string, platform ocispec.Plat
 	res, err := images.Resolve(ctx, parts.Content, img.Target, platform)
 	if err != nil {
 		return dockerfile.ResolvedImage{}, fmt.Errorf("resolve %s: %w", images.Familiar(name), err)
+	}
+	// A digest resolved by an earlier build may lack its layers.
+	for _, l := range res.Manifest.Layers {
+		if _, err := parts.Content.Info(ctx, l.Digest); err != nil {
+			r.blobs.Add(remotecache.RegistrySource(name, r.registry), l)
+		}
 	}
 	return dockerfile.ResolvedImage{Ref: name, Digest: res.ManifestDesc.Digest, Config: res.Config, ConfigJSON: res.ConfigBytes}, nil
 }

@@ -87,6 +87,10 @@ func (ls *Layers) Of(ctx context.Context, name, parent string, epoch *time.Time)
 	if err != nil {
 		return nil, err
 	}
+	if epoch != nil {
+		e := epoch.Unix()
+		l.SourceDateEpoch = &e
+	}
 	if err := ls.Records.SaveLayer(recName, *l); err != nil {
 		return nil, err
 	}

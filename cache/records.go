@@ -59,6 +59,9 @@ type Layer struct {
 	// image's history, and digest, are the same on every machine);
 	// otherwise the snapshot's creation time stands for it.
 	Created *time.Time `json:",omitempty"`
+	// SourceDateEpoch is the SOURCE_DATE_EPOCH (Unix seconds) the layer's
+	// file times were clamped to; nil for a layer made without one.
+	SourceDateEpoch *int64 `json:",omitempty"`
 }
 
 func get[T any](d *metadata.DB, bucket []byte, key string) (*T, error) {

@@ -53,6 +53,10 @@ type Source struct {
 	Manifest ocispec.Descriptor
 	// Names are normalized names (see images.Normalize); may be empty.
 	Names []string
+	// Fetch, if set, stores a layer blob the content store lacks: the
+	// Registry exporter asks for one only when the registry neither has
+	// nor mounts it. Other exporters need every blob in the content store.
+	Fetch func(ctx context.Context, b ocispec.Descriptor) error
 }
 
 // Report says what an export produced.
@@ -126,7 +130,7 @@ func (e Registry) Export(ctx context.Context, src Source) (Report, error) {
 	if e.Insecure {
 		opts = opts.WithInsecure(names...)
 	}
-	res, err := registry.NewPusher(src.Content, opts).Push(ctx, plain(src.Manifest), names)
+	res, err := registry.NewPusher(src.Content, opts).PushWith(ctx, plain(src.Manifest), names, registry.PushOptions{Fetch: src.Fetch})
 	if err != nil {
 		return Report{}, err
 	}

@@ -12,25 +12,19 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata/cache"
+	"github.com/strata-build/strata/cache/content"
 )
 
-// WriteImage turns a build result (the snapshot root names) and the
-// frontend's config template into an image in the content store: one layer
-// per non-empty snapshot diff in the result's chain, the config with diff
-// ids and history, the manifest. It returns the manifest's descriptor and
-// the config's digest (the image ID). epoch (SOURCE_DATE_EPOCH), when set,
-// dates the layers' files and the history. extra, if set, adds top-level
-// keys to the config (an inline build cache).
-func WriteImage(ctx context.Context, ls *cache.Layers, root string, full dockerspec.DockerOCIImage, epoch *time.Time, extra map[string]json.RawMessage) (ocispec.Descriptor, digest.Digest, error) {
+// WriteImage turns a build result (the layers of its chain, base first,
+// empty ones included, each dated) and the frontend's config template into
+// an image in the content store: one layer per non-empty layer, the config
+// with diff ids and history, the manifest. The layers' blobs need not be in
+// cs. It returns the manifest's descriptor and the config's digest (the
+// image ID). epoch (SOURCE_DATE_EPOCH), when set, dates the history (the
+// layers were made for it). extra, if set, adds top-level keys to the
+// config (an inline build cache).
+func WriteImage(ctx context.Context, cs *content.Store, layers []cache.Layer, full dockerspec.DockerOCIImage, epoch *time.Time, extra map[string]json.RawMessage) (ocispec.Descriptor, digest.Digest, error) {
 	tmpl := full.Image
-	chain, err := ls.Chain(ctx, root)
-	if err != nil {
-		return ocispec.Descriptor{}, "", err
-	}
-	layers, err := ls.OfChain(ctx, chain, epoch)
-	if err != nil {
-		return ocispec.Descriptor{}, "", err
-	}
 	img := tmpl
 	history, newIdx, err := alignHistory(tmpl.History, layers, len(tmpl.RootFS.DiffIDs))
 	if err != nil {
@@ -38,14 +32,11 @@ func WriteImage(ctx context.Context, ls *cache.Layers, root string, full dockers
 	}
 	created := make([]time.Time, len(newIdx))
 	for j := range newIdx {
-		info, err := ls.Snapshotter.Stat(ctx, chain[len(chain)-len(newIdx)+j])
-		if err != nil {
-			return ocispec.Descriptor{}, "", err
+		l := layers[len(layers)-len(newIdx)+j]
+		if l.Created == nil {
+			return ocispec.Descriptor{}, "", fmt.Errorf("layer %d of %d (%s) has no date", len(layers)-len(newIdx)+j+1, len(layers), l.DiffID)
 		}
-		created[j] = info.Created.UTC()
-		if c := layers[len(layers)-len(newIdx)+j].Created; c != nil {
-			created[j] = c.UTC()
-		}
+		created[j] = l.Created.UTC()
 	}
 	img.History = history
 	fillTimes(&img, newIdx, created, epoch)
@@ -69,14 +60,14 @@ func WriteImage(ctx context.Context, ls *cache.Layers, root string, full dockers
 			return ocispec.Descriptor{}, "", err
 		}
 	}
-	if m.Config, err = ls.Content.Put(ctx, ocispec.MediaTypeImageConfig, cb); err != nil {
+	if m.Config, err = cs.Put(ctx, ocispec.MediaTypeImageConfig, cb); err != nil {
 		return ocispec.Descriptor{}, "", err
 	}
 	mb, err := json.Marshal(m)
 	if err != nil {
 		return ocispec.Descriptor{}, "", err
 	}
-	desc, err := ls.Content.Put(ctx, ocispec.MediaTypeImageManifest, mb)
+	desc, err := cs.Put(ctx, ocispec.MediaTypeImageManifest, mb)
 	return desc, m.Config.Digest, err
 }
 

@@ -1,22 +1,18 @@
 package remotecache
 
 import (
-	"context"
 	"fmt"
 	"sync"
 
 	digest "github.com/opencontainers/go-digest"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata/cache"
-	"github.com/strata-build/strata/cache/content"
 )
 
-// BlobSource is where an imported cache's layers can be fetched from.
+// BlobSource is where an imported cache's layers can be fetched from: a
+// cache.BlobFetcher (blobs cs has are skipped) that names itself.
 type BlobSource interface {
-	// Fetch stores the blobs into cs, each verified against its digest and
-	// size; blobs cs has are skipped.
-	Fetch(ctx context.Context, cs *content.Store, blobs []ocispec.Descriptor) error
+	cache.BlobFetcher
 	// String names the source in messages.
 	String() string
 }
@@ -97,29 +93,6 @@ func (ix *Index) Lookup(key digest.Digest) ([]cache.Layer, bool) {
 	defer ix.mu.Unlock()
 	e, ok := ix.entries[key]
 	return e.Layers, ok
-}
-
-// Fetch stores the layers of key's result that cs lacks.
-func (ix *Index) Fetch(ctx context.Context, cs *content.Store, key digest.Digest) error {
-	ix.mu.Lock()
-	e, ok := ix.entries[key]
-	ix.mu.Unlock()
-	if !ok {
-		return fmt.Errorf("no cache record %s", key)
-	}
-	var missing []ocispec.Descriptor
-	for _, l := range e.Layers {
-		if _, err := cs.Info(ctx, l.Blob.Digest); err != nil {
-			missing = append(missing, l.Blob)
-		}
-	}
-	if len(missing) == 0 {
-		return nil
-	}
-	if err := e.src.Fetch(ctx, cs, missing); err != nil {
-		return fmt.Errorf("fetch cache layers from %s: %w", e.src, err)
-	}
-	return nil
 }
 
 // Imported is an imported record with where its layers are.

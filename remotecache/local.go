@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 
-	digest "github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -28,9 +27,7 @@ func manifestOf(cfg Config, cfgDesc ocispec.Descriptor) ocispec.Manifest {
 		Config:       cfgDesc,
 		Layers:       make([]ocispec.Descriptor, 0, len(cfg.Layers)),
 	}
-	for _, l := range cfg.Layers {
-		m.Layers = append(m.Layers, l.Blob)
-	}
+	m.Layers = append(m.Layers, blobs(cfg.Layers)...)
 	return m
 }
 
@@ -59,10 +56,10 @@ func Store(ctx context.Context, cs *content.Store, cfg Config) (manifest, config
 // ExportLocal writes the cache into the OCI layout at dir under tag: blobs
 // the layout lacks, then the manifest, then index.json (replacing the
 // entry of the same tag), each file atomically. Layers come from cs, or,
-// for records carried over from an import and missing in both the layout
-// and cs, from their source (exporting back to the layout imported from
-// copies nothing).
-func ExportLocal(ctx context.Context, cs *content.Store, dir, tag string, cfg Config, carried []Imported) error {
+// for layers missing in both the layout and cs (records carried over from
+// an import, results never unpacked), from where lazy says they are
+// (exporting back to the layout imported from copies nothing).
+func ExportLocal(ctx context.Context, cs *content.Store, dir, tag string, cfg Config, lazy *Blobs) error {
 	desc, cdesc, err := Store(ctx, cs, cfg)
 	if err != nil {
 		return err
@@ -70,18 +67,8 @@ func ExportLocal(ctx context.Context, cs *content.Store, dir, tag string, cfg Co
 	if err := os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755); err != nil {
 		return err
 	}
-	from := map[digest.Digest]BlobSource{}
-	for _, im := range carried {
-		for _, l := range im.Layers {
-			from[l.Blob.Digest] = im.Source
-		}
-	}
-	blobs := []ocispec.Descriptor{desc, cdesc}
-	for _, l := range cfg.Layers {
-		blobs = append(blobs, l.Blob)
-	}
-	for _, b := range blobs {
-		if err := copyToLayout(ctx, cs, from[b.Digest], dir, b); err != nil {
+	for _, b := range append([]ocispec.Descriptor{desc, cdesc}, blobs(cfg.Layers)...) {
+		if err := copyToLayout(ctx, cs, lazy, dir, b); err != nil {
 			return fmt.Errorf("cache export to %s: %w", dir, err)
 		}
 	}
@@ -111,7 +98,7 @@ func ExportLocal(ctx context.Context, cs *content.Store, dir, tag string, cfg Co
 }
 
 // copyToLayout puts blob b into the layout at dir unless it is there.
-func copyToLayout(ctx context.Context, cs *content.Store, from BlobSource, dir string, b ocispec.Descriptor) error {
+func copyToLayout(ctx context.Context, cs *content.Store, lazy *Blobs, dir string, b ocispec.Descriptor) error {
 	if err := b.Digest.Validate(); err != nil {
 		return err
 	}
@@ -119,8 +106,8 @@ func copyToLayout(ctx context.Context, cs *content.Store, from BlobSource, dir s
 	if _, err := os.Stat(dst); err == nil {
 		return nil
 	}
-	if _, err := cs.Info(ctx, b.Digest); err != nil && from != nil {
-		if err := from.Fetch(ctx, cs, []ocispec.Descriptor{b}); err != nil {
+	if _, err := cs.Info(ctx, b.Digest); err != nil && lazy != nil {
+		if err := lazy.Fetch(ctx, cs, []ocispec.Descriptor{b}, nil); err != nil {
 			return err
 		}
 	}
@@ -146,9 +133,13 @@ type localSource struct{ dir string }
 func (l localSource) String() string { return l.dir }
 
 // Fetch copies blobs from the layout into cs, verifying each digest.
-func (l localSource) Fetch(ctx context.Context, cs *content.Store, blobs []ocispec.Descriptor) error {
+func (l localSource) Fetch(ctx context.Context, cs *content.Store, blobs []ocispec.Descriptor, each func(ocispec.Descriptor)) error {
+	if each == nil {
+		each = func(ocispec.Descriptor) {}
+	}
 	for _, b := range blobs {
 		if _, err := cs.Info(ctx, b.Digest); err == nil {
+			each(b)
 			continue
 		}
 		if err := b.Digest.Validate(); err != nil {
@@ -163,6 +154,7 @@ func (l localSource) Fetch(ctx context.Context, cs *content.Store, blobs []ocisp
 		if err != nil {
 			return fmt.Errorf("cache %s: blob %s: %w", l.dir, b.Digest, err)
 		}
+		each(b)
 	}
 	return nil
 }

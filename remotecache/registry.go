@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 
-	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata/cache/content"
@@ -14,16 +13,23 @@ import (
 	"github.com/strata-build/strata/registry"
 )
 
-// registrySource fetches layers from the cache's repository.
+// registrySource fetches blobs from one repository: a cache's, or a base
+// image's.
 type registrySource struct {
 	ref  string
 	opts registry.Options
 }
 
+// RegistrySource is the BlobSource of the repository of ref (a normalized
+// name), reached with opts.
+func RegistrySource(ref string, opts registry.Options) BlobSource {
+	return registrySource{ref: ref, opts: opts}
+}
+
 func (r registrySource) String() string { return images.Familiar(r.ref) }
 
-func (r registrySource) Fetch(ctx context.Context, cs *content.Store, blobs []ocispec.Descriptor) error {
-	return registry.New(cs, nil, r.opts).FetchBlobs(ctx, r.ref, blobs)
+func (r registrySource) Fetch(ctx context.Context, cs *content.Store, blobs []ocispec.Descriptor, each func(ocispec.Descriptor)) error {
+	return registry.New(cs, nil, r.opts).FetchBlobsEach(ctx, r.ref, blobs, each)
 }
 
 // ImportRegistry reads the cache at ref: a strata cache artifact, or an
@@ -47,13 +53,23 @@ func ImportRegistry(ctx context.Context, opts registry.Options, ref string) (Con
 	if err != nil {
 		return Config{}, nil, err
 	}
+	var cfg Config
 	if m.Config.MediaType == MediaTypeConfig {
-		cfg, err := Decode(cb)
-		return cfg, src, err
+		cfg, err = Decode(cb)
+	} else if cfg, err = inlineOf(cb); err != nil {
+		err = fmt.Errorf("%s: %w", images.Familiar(ref), err)
 	}
-	cfg, err := inlineOf(cb)
 	if err != nil {
-		return Config{}, nil, fmt.Errorf("%s: %w", images.Familiar(ref), err)
+		return Config{}, nil, err
+	}
+	// A push to this registry mounts the cache's layers from here, even
+	// those the store never downloads.
+	if opts.Sources != nil {
+		for _, l := range cfg.Layers {
+			if !l.Empty {
+				opts.Sources.Add(l.Blob.Digest, repository(ref))
+			}
+		}
 	}
 	return cfg, src, nil
 }
@@ -71,24 +87,28 @@ func inlineOf(imageConfig []byte) (Config, error) {
 	return Decode(raw)
 }
 
-// ExportRegistry pushes the cache to ref. The layers of records carried
-// over from an import of the same repository are known to be there: they
-// are neither checked nor uploaded. When ref already names this exact
-// cache, nothing is written.
-func ExportRegistry(ctx context.Context, cs *content.Store, opts registry.Options, ref string, cfg Config, carried []Imported) error {
+// ExportRegistry pushes the cache to ref. Layers that lazy knows from an
+// import of the same repository are there: they are neither checked nor
+// uploaded. Other layers missing from cs are fetched from where lazy says
+// they are, unless the registry has them or mounts them. When ref already
+// names this exact cache, nothing is written.
+func ExportRegistry(ctx context.Context, cs *content.Store, opts registry.Options, ref string, cfg Config, lazy *Blobs) error {
 	desc, _, err := Store(ctx, cs, cfg)
 	if err != nil {
 		return err
 	}
-	var present []digest.Digest
-	for _, im := range carried {
-		if rs, ok := im.Source.(registrySource); ok && sameRepository(rs.ref, ref) {
-			for _, l := range im.Layers {
-				present = append(present, l.Blob.Digest)
+	po := registry.PushOptions{SkipUnchanged: true}
+	if lazy != nil {
+		for _, b := range blobs(cfg.Layers) {
+			if s, ok := lazy.Source(b.Digest); ok {
+				if rs, ok := s.(registrySource); ok && sameRepository(rs.ref, ref) {
+					po.Present = append(po.Present, b.Digest)
+				}
 			}
 		}
+		po.Fetch = lazy.FetchOne(cs)
 	}
-	_, err = registry.NewPusher(cs, opts).PushWith(ctx, desc, []string{ref}, registry.PushOptions{Present: present, SkipUnchanged: true})
+	_, err = registry.NewPusher(cs, opts).PushWith(ctx, desc, []string{ref}, po)
 	return err
 }
 

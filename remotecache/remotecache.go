@@ -65,11 +65,30 @@ type Link struct {
 }
 
 // Layer is one layer blob with its diff ID and when its step first ran
-// (the image history's date for it).
+// (the image history's date for it). An empty layer (a step that changed
+// no file) has no blob: it keeps the step's place in the chain, so that an
+// image made from the record marks that step's history entry empty.
 type Layer struct {
 	Blob    ocispec.Descriptor `json:"blob"`
 	DiffID  digest.Digest      `json:"diffID"`
+	Empty   bool               `json:"empty,omitempty"`
 	Created *time.Time         `json:"created,omitempty"`
+	// SourceDateEpoch is the SOURCE_DATE_EPOCH the layer's times were
+	// clamped to, if any.
+	SourceDateEpoch *int64 `json:"sourceDateEpoch,omitempty"`
+}
+
+// blobs are the blobs of layers, each once, as manifest descriptors.
+func blobs(layers []Layer) []ocispec.Descriptor {
+	out := make([]ocispec.Descriptor, 0, len(layers))
+	seen := map[digest.Digest]bool{}
+	for _, l := range layers {
+		if !l.Empty && !seen[l.Blob.Digest] {
+			seen[l.Blob.Digest] = true
+			out = append(out, l.Blob)
+		}
+	}
+	return out
 }
 
 // Record is one result: its key, its step (unscoped step ID, "" for
@@ -85,7 +104,7 @@ type Record struct {
 type Entry struct {
 	Key    digest.Digest
 	Step   string
-	Layers []cache.Layer // non-empty layers, base first
+	Layers []cache.Layer // base first, empty ones included
 }
 
 // Encode makes the deterministic Config of entries (one per key: the first
@@ -94,18 +113,31 @@ func Encode(keyVersion string, entries []Entry, links map[digest.Digest]digest.D
 	sorted := slices.Clone(entries)
 	slices.SortStableFunc(sorted, func(a, b Entry) int { return cmp.Compare(a.Key, b.Key) })
 	cfg := Config{KeyVersion: keyVersion, Layers: []Layer{}, Records: []Record{}}
-	index := map[digest.Digest]int{}
+	index := map[string]int{}
 	for i, e := range sorted {
 		if i > 0 && sorted[i-1].Key == e.Key {
 			continue
 		}
 		rec := Record{Key: e.Key, Step: e.Step, Chain: []int{}}
 		for _, l := range e.Layers {
-			n, ok := index[l.Blob.Digest]
+			// One entry per blob and date: two steps can make the same
+			// bytes (a COPY of a file as a RUN wrote it) at other times.
+			id := l.Blob.Digest.String()
+			if l.Empty {
+				id = "empty " + l.DiffID.String()
+			}
+			if l.Created != nil {
+				id += " " + l.Created.UTC().Format(time.RFC3339Nano)
+			}
+			n, ok := index[id]
 			if !ok {
 				n = len(cfg.Layers)
-				index[l.Blob.Digest] = n
-				cfg.Layers = append(cfg.Layers, Layer{Blob: plainDesc(l.Blob), DiffID: l.DiffID, Created: utc(l.Created)})
+				index[id] = n
+				out := Layer{DiffID: l.DiffID, Empty: l.Empty, Created: utc(l.Created), SourceDateEpoch: l.SourceDateEpoch}
+				if !l.Empty {
+					out.Blob = plainDesc(l.Blob)
+				}
+				cfg.Layers = append(cfg.Layers, out)
 			}
 			rec.Chain = append(rec.Chain, n)
 		}
@@ -159,7 +191,11 @@ func Decode(b []byte) (Config, error) {
 		}
 	}
 	for _, l := range cfg.Layers {
-		if err := l.Blob.Digest.Validate(); err != nil {
+		if l.Empty {
+			if l.Blob.Digest != "" {
+				return Config{}, fmt.Errorf("cache layer %s: empty, with a blob", l.Blob.Digest)
+			}
+		} else if err := l.Blob.Digest.Validate(); err != nil {
 			return Config{}, fmt.Errorf("cache layer: %w", err)
 		}
 		if err := l.DiffID.Validate(); err != nil {
@@ -176,7 +212,7 @@ func (cfg Config) Entries() []Entry {
 		e := Entry{Key: r.Key, Step: r.Step}
 		for _, i := range r.Chain {
 			l := cfg.Layers[i]
-			e.Layers = append(e.Layers, cache.Layer{DiffID: l.DiffID, Blob: l.Blob, Created: l.Created})
+			e.Layers = append(e.Layers, cache.Layer{DiffID: l.DiffID, Blob: l.Blob, Empty: l.Empty, Created: l.Created, SourceDateEpoch: l.SourceDateEpoch})
 		}
 		out = append(out, e)
 	}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	digest "github.com/opencontainers/go-digest"
@@ -147,7 +148,7 @@ func TestLocalRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := src.Fetch(ctx, other, []ocispec.Descriptor{blob}); err != nil {
+	if err := src.Fetch(ctx, other, []ocispec.Descriptor{blob}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if b, err := other.ReadBlob(ctx, blob.Digest); err != nil || string(b) != "layer bytes" {
@@ -162,7 +163,7 @@ func TestLocalRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	third, _ := content.Open(t.TempDir())
-	if err := src.Fetch(ctx, third, []ocispec.Descriptor{blob}); err == nil {
+	if err := src.Fetch(ctx, third, []ocispec.Descriptor{blob}, nil); err == nil {
 		t.Error("a corrupt layer was fetched")
 	}
 	if _, err := third.Info(ctx, blob.Digest); err == nil {
@@ -196,5 +197,42 @@ func TestSameRepository(t *testing.T) {
 		if got := sameRepository(tc.a, tc.b); got != tc.want {
 			t.Errorf("sameRepository(%s, %s) = %t", tc.a, tc.b, got)
 		}
+	}
+}
+
+// Records keep each layer's own date and empty layers, through Encode,
+// Marshal and Decode; a blob two records share under other dates is
+// listed once in the manifest.
+func TestEncodeKeepsDatesAndEmptyLayers(t *testing.T) {
+	t1, t2 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)
+	epoch := int64(1700000000)
+	a := layerOf("a")
+	run, cp := layerOf("same bytes"), layerOf("same bytes")
+	run.Created, cp.Created = &t1, &t2
+	empty := cache.Layer{DiffID: digest.FromString("empty tar"), Empty: true, Created: &t2, SourceDateEpoch: &epoch}
+	in := []Entry{
+		{Key: key("run"), Layers: []cache.Layer{a, run}},
+		{Key: key("copy"), Layers: []cache.Layer{a, empty, cp}},
+	}
+	b, err := Encode("v1", in, nil).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[digest.Digest]Entry{}
+	for _, e := range cfg.Entries() {
+		got[e.Key] = e
+	}
+	for _, e := range in {
+		if diff := cmp.Diff(e.Layers, got[e.Key].Layers); diff != "" {
+			t.Errorf("record %s (-put +decoded):\n%s", e.Key, diff)
+		}
+	}
+	m := manifestOf(cfg, ocispec.Descriptor{})
+	if len(m.Layers) != 2 {
+		t.Errorf("manifest layers %v, want a and the shared blob once", m.Layers)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/strata-build/strata/cache"
-	"github.com/strata-build/strata/cache/content"
 	"github.com/strata-build/strata/cache/snapshot"
 	"github.com/strata-build/strata/solver"
 )
@@ -19,10 +18,10 @@ import (
 type CacheStore struct {
 	Records     *cache.Records
 	Snapshotter snapshot.Snapshotter
-	// Remote, if set, is asked on a local miss: a hit there fetches the
-	// result's layers into the content store and unpacks them with Worker
-	// (snapshots named by chain ID, shared with images), and is then a
-	// local record.
+	// Remote, if set, is asked on a local miss: a hit there is a lazy
+	// result whose layers Worker fetches (Worker.Blobs) and unpacks into
+	// snapshots named by chain ID, shared with images, when a step reads
+	// it; it is then a local record.
 	Remote RemoteCache
 	Worker *Worker
 
@@ -36,8 +35,6 @@ type CacheStore struct {
 type RemoteCache interface {
 	// Lookup returns the layers of key's result, base first.
 	Lookup(key digest.Digest) ([]cache.Layer, bool)
-	// Fetch stores the layers of key's result that cs lacks.
-	Fetch(ctx context.Context, cs *content.Store, key digest.Digest) error
 	// LookupLink returns the key a link key stood for.
 	LookupLink(link digest.Digest) (digest.Digest, bool)
 }
@@ -86,9 +83,9 @@ func (c *CacheStore) UsedLinks() map[digest.Digest]digest.Digest {
 
 // UsedResult is a result a solve used: from the cache or just made.
 type UsedResult struct {
-	Key      digest.Digest
-	Step     string
-	Snapshot string
+	Key  digest.Digest
+	Step string
+	Ref  *Ref
 }
 
 // Used records r as used under key (solver.UseRecorder); host
@@ -99,7 +96,7 @@ func (c *CacheStore) Used(key digest.Digest, stepID string, r solver.Result) {
 		return
 	}
 	c.mu.Lock()
-	c.used = append(c.used, UsedResult{Key: key, Step: stepID, Snapshot: ref.Snapshot})
+	c.used = append(c.used, UsedResult{Key: key, Step: stepID, Ref: ref})
 	c.mu.Unlock()
 }
 
@@ -131,8 +128,10 @@ func (c *CacheStore) Lookup(ctx context.Context, key digest.Digest) (solver.Resu
 	return &Ref{Snapshot: rec.Snapshot}, true, nil
 }
 
-// lookupRemote makes key's result from an imported cache: its layers are
-// fetched if the content store lacks them, unpacked, and recorded locally.
+// lookupRemote answers key from an imported cache with a lazy ref: its
+// layers are fetched (if the content store lacks them) and unpacked when a
+// step first reads the result, and the result is then a local record. A
+// result only exported is never fetched or unpacked.
 func (c *CacheStore) lookupRemote(ctx context.Context, key digest.Digest) (solver.Result, bool, error) {
 	if c.Remote == nil {
 		return nil, false, nil
@@ -141,26 +140,29 @@ func (c *CacheStore) lookupRemote(ctx context.Context, key digest.Digest) (solve
 	if !ok {
 		return nil, false, nil
 	}
-	if err := c.Remote.Fetch(ctx, c.Worker.Content, key); err != nil {
-		return nil, false, err
-	}
-	parent := ""
-	var chain digest.Digest
-	for i, l := range layers {
-		chain = ChainID(chain, l.DiffID)
-		name := "layer-" + chain.Encoded()
-		if err := c.Worker.unpackLayer(ctx, name, parent, l); err != nil {
-			return nil, false, fmt.Errorf("unpack cached layer %d of %d (%s): %w", i+1, len(layers), l.Blob.Digest, err)
-		}
-		parent = name
-	}
-	if err := c.Records.SaveResult(key, parent); err != nil {
-		return nil, false, err
-	}
 	c.mu.Lock()
 	c.touched = append(c.touched, key)
 	c.mu.Unlock()
-	return &Ref{Snapshot: parent}, true, nil
+	save := func(top string) error { return c.Records.SaveResult(key, top) }
+	ref := c.Worker.lazyChain(ctx, "cached result "+key.Encoded()[:12], layers, save)
+	if ref.lazy == nil && ref.Snapshot != "" {
+		// Unpacked already (an image, or another key of the same result).
+		return ref, true, save(ref.Snapshot)
+	}
+	return ref, true, nil
+}
+
+// ChainNames are the snapshot names of a chain of layers, base first: one
+// per layer, named by its chain ID, so that images and caches that share
+// layers share snapshots.
+func ChainNames(layers []cache.Layer) []string {
+	names := make([]string, len(layers))
+	var chain digest.Digest
+	for i, l := range layers {
+		chain = ChainID(chain, l.DiffID)
+		names[i] = "layer-" + chain.Encoded()
+	}
+	return names
 }
 
 // Flush records the hits since the last Flush as used now, in one
@@ -173,13 +175,14 @@ func (c *CacheStore) Flush() error {
 	return c.Records.TouchResults(keys)
 }
 
-// Save records a result; host directories are never recorded.
+// Save records a result; host directories are never recorded, and a lazy
+// result is recorded when (if ever) its snapshot is made.
 func (c *CacheStore) Save(ctx context.Context, key digest.Digest, r solver.Result) error {
 	ref := refOf(r)
 	if ref.Dir != "" {
 		return nil
 	}
-	return c.Records.SaveResult(key, ref.Snapshot)
+	return ref.whenReady(func() error { return c.Records.SaveResult(key, ref.Snapshot) })
 }
 
 // LoadStep returns the last record of a step.

@@ -67,7 +67,11 @@ func (o *execOp) Exec(ctx context.Context, inputs []solver.Result) (solver.Resul
 	root := o.op.Mounts[0]
 	parent := ""
 	if root.Input >= 0 {
-		parent = refOf(inputs[root.Input]).Snapshot
+		ref, err := ready(ctx, inputs[root.Input])
+		if err != nil {
+			return nil, err
+		}
+		parent = ref.Snapshot
 	}
 	active := randomID("run-")
 	rootMounts, err := o.w.Snapshotter.Prepare(ctx, active, parent)

@@ -73,6 +73,9 @@ func (w *Worker) checksum(ctx context.Context, ref *Ref, acts []*llb.CopyAction)
 	}
 	sum := solver.ContentSum{Files: map[string]digest.Digest{}}
 	var parts []string
+	if err := ref.Ready(ctx); err != nil {
+		return solver.ContentSum{}, err
+	}
 	err := w.withView(ctx, ref, func(root string) error {
 		src := fileop.Source{Root: root, Excludes: ref.Excludes, Context: ref.Dir != ""}
 		checksums := w.Checksums
@@ -111,7 +114,11 @@ func (w *Worker) checksum(ctx context.Context, ref *Ref, acts []*llb.CopyAction)
 func (o *fileOp) Exec(ctx context.Context, inputs []solver.Result) (solver.Result, error) {
 	parent := ""
 	if o.op.Base >= 0 {
-		parent = refOf(inputs[o.op.Base]).Snapshot
+		ref, err := ready(ctx, inputs[o.op.Base])
+		if err != nil {
+			return nil, err
+		}
+		parent = ref.Snapshot
 	}
 	active := randomID("file-")
 	mounts, err := o.w.Snapshotter.Prepare(ctx, active, parent)
@@ -152,7 +159,10 @@ func (o *fileOp) Exec(ctx context.Context, inputs []solver.Result) (solver.Resul
 func (o *fileOp) apply(ctx context.Context, dest string, a llb.FileAction, inputs []solver.Result, reuse *fileop.Reuse) error {
 	switch {
 	case a.Copy != nil:
-		ref := refOf(inputs[a.Copy.Source])
+		ref, err := ready(ctx, inputs[a.Copy.Source])
+		if err != nil {
+			return err
+		}
 		return o.w.withView(ctx, ref, func(root string) error {
 			src := fileop.Source{Root: root, Excludes: ref.Excludes, Context: ref.Dir != ""}
 			return fileop.CopyWith(ctx, src, dest, a.Copy, fileop.CopyOptions{Reuse: reuse})

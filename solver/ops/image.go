@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -12,6 +14,7 @@ import (
 	"github.com/strata-build/strata/cache"
 	"github.com/strata-build/strata/cache/layer"
 	"github.com/strata-build/strata/internal/errdefs"
+	"github.com/strata-build/strata/internal/progress"
 	"github.com/strata-build/strata/llb"
 	"github.com/strata-build/strata/solver"
 )
@@ -55,17 +58,11 @@ func (o *imageOp) Exec(ctx context.Context, _ []solver.Result) (solver.Result, e
 	if len(img.RootFS.DiffIDs) != len(m.Layers) {
 		return nil, fmt.Errorf("image %s: %d layers but %d diff ids", o.op.Ref, len(m.Layers), len(img.RootFS.DiffIDs))
 	}
-	parent := ""
-	var chain digest.Digest
+	layers := make([]cache.Layer, len(m.Layers))
 	for i, l := range m.Layers {
-		chain = ChainID(chain, img.RootFS.DiffIDs[i])
-		name := "layer-" + chain.Encoded()
-		if err := o.w.unpack(ctx, name, parent, l, img.RootFS.DiffIDs[i]); err != nil {
-			return nil, fmt.Errorf("unpack layer %d of %s: %w", i+1, o.op.Ref, err)
-		}
-		parent = name
+		layers[i] = cache.Layer{DiffID: img.RootFS.DiffIDs[i], Blob: l}
 	}
-	return &Ref{Snapshot: parent}, nil
+	return o.w.lazyChain(ctx, o.op.Ref, layers, nil), nil
 }
 
 // ChainID extends a layer chain ID by one diff ID (OCI image spec).
@@ -76,10 +73,148 @@ func ChainID(parent, diffID digest.Digest) digest.Digest {
 	return digest.FromString(parent.String() + " " + diffID.String())
 }
 
-// unpack makes the committed snapshot name from a layer blob on top of
-// parent, unless it exists already.
-func (w *Worker) unpack(ctx context.Context, name, parent string, blob ocispec.Descriptor, diffID digest.Digest) error {
-	return w.unpackLayer(ctx, name, parent, cache.Layer{DiffID: diffID, Blob: blob})
+// lazyChain is the result of a chain of layers, base first: its snapshot
+// if already unpacked, else a lazy ref that fetches and unpacks the layers
+// (unpackChain) when first read, under a progress vertex "pull WHAT" (or
+// "unpack WHAT" when nothing is downloaded), and then calls done (when
+// set) with the snapshot's name.
+func (w *Worker) lazyChain(ctx context.Context, what string, layers []cache.Layer, done func(snapshot string) error) *Ref {
+	names := ChainNames(layers)
+	if len(names) == 0 {
+		return &Ref{}
+	}
+	top := names[len(names)-1]
+	if _, err := w.Snapshotter.Stat(ctx, top); err == nil {
+		return &Ref{Snapshot: top}
+	}
+	unpack := func(ctx context.Context) error {
+		if err := w.unpackChain(ctx, what, layers, names); err != nil {
+			return err
+		}
+		if done != nil {
+			return done(top)
+		}
+		return nil
+	}
+	return &Ref{Snapshot: top, lazy: &lazyRef{layers: layers, unpack: unpack}}
+}
+
+// unpackChain makes the snapshots names of layers (from chainNames) that
+// are missing. Blobs the content store lacks are fetched through
+// Worker.Blobs, at most a few at once and in order, and each layer is
+// unpacked as soon as its blob and its parent are there: downloads overlap
+// the unpacking.
+func (w *Worker) unpackChain(ctx context.Context, what string, layers []cache.Layer, names []string) error {
+	start := len(layers)
+	for start > 0 {
+		if _, err := w.Snapshotter.Stat(ctx, names[start-1]); err == nil {
+			break
+		}
+		start--
+	}
+	if start == len(layers) {
+		return nil
+	}
+	sink := w.Progress
+	if sink == nil {
+		sink = progress.Discard
+	}
+	verb := "unpack "
+	for _, l := range layers[start:] {
+		if _, err := w.Content.Info(ctx, l.Blob.Digest); err != nil && !l.Empty {
+			verb = "pull "
+			break
+		}
+	}
+	v := progress.Event{Vertex: digest.FromString(verb + what), Name: verb + what}
+	emit := func(e progress.Event) {
+		e.Vertex, e.Name, e.Time = v.Vertex, v.Name, time.Now()
+		sink.Emit(e)
+	}
+	emit(progress.Event{Status: progress.Started})
+	err := w.fetchAndUnpack(ctx, layers, names, start, emit)
+	if err != nil {
+		err = fmt.Errorf("%s%s: %w", verb, what, err)
+		emit(progress.Event{Status: progress.Error, Err: err.Error()})
+		return err
+	}
+	emit(progress.Event{Status: progress.Done})
+	return nil
+}
+
+func (w *Worker) fetchAndUnpack(ctx context.Context, layers []cache.Layer, names []string, start int, emit func(progress.Event)) error {
+	// arrived[i] closes when layer i's blob is in the content store.
+	arrived := make([]chan struct{}, len(layers))
+	byDigest := map[digest.Digest][]int{}
+	var missing []ocispec.Descriptor
+	var missingBytes int64
+	for i := start; i < len(layers); i++ {
+		arrived[i] = make(chan struct{})
+		d := layers[i].Blob
+		if layers[i].Empty {
+			close(arrived[i]) // no blob
+			continue
+		}
+		if _, err := w.Content.Info(ctx, d.Digest); err == nil {
+			close(arrived[i])
+			continue
+		}
+		if len(byDigest[d.Digest]) == 0 {
+			missing = append(missing, d)
+			missingBytes += d.Size
+		}
+		byDigest[d.Digest] = append(byDigest[d.Digest], i)
+	}
+	fetchCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	fetchErr := make(chan error, 1)
+	if len(missing) == 0 {
+		fetchErr <- nil
+	} else if w.Blobs == nil {
+		return fmt.Errorf("layer %s is not in the content store", missing[0].Digest)
+	} else {
+		emit(progress.Event{Status: progress.Log, Stream: 1, Data: fmt.Appendf(nil, "fetching %d layers, %d bytes\n", len(missing), missingBytes)})
+		var mu sync.Mutex
+		each := func(d ocispec.Descriptor) {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, i := range byDigest[d.Digest] {
+				close(arrived[i])
+			}
+			delete(byDigest, d.Digest) // a second call for d is a no-op
+		}
+		go func() { fetchErr <- w.Blobs.Fetch(fetchCtx, w.Content, missing, each) }()
+	}
+	parent := ""
+	if start > 0 {
+		parent = names[start-1]
+	}
+	for i := start; i < len(layers); i++ {
+		select {
+		case <-arrived[i]:
+		case err := <-fetchErr:
+			if err != nil {
+				return err
+			}
+			fetchErr <- nil // keep the answer for the next layers
+			select {
+			case <-arrived[i]:
+			default:
+				return fmt.Errorf("layer %s was not fetched", layers[i].Blob.Digest)
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if err := w.unpackLayer(ctx, names[i], parent, layers[i]); err != nil {
+			return fmt.Errorf("unpack layer %d of %d (%s): %w", i+1, len(layers), layers[i].Blob.Digest, err)
+		}
+		parent = names[i]
+	}
+	cancel()
+	if len(missing) > 0 {
+		return <-fetchErr // the fetch is over: every blob arrived
+	}
+	return nil
 }
 
 // unpackLayer is unpack of a layer whose record (its creation time) is
@@ -89,19 +224,28 @@ func (w *Worker) unpackLayer(ctx context.Context, name, parent string, l cache.L
 	if _, err := w.Snapshotter.Stat(ctx, name); err == nil {
 		return nil
 	}
-	f, err := w.Content.Open(ctx, blob.Digest)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
 	active := randomID("unpack-")
-	mounts, err := w.Snapshotter.Prepare(ctx, active, parent)
-	if err != nil {
-		return err
-	}
-	got, err := layer.Apply(ctx, mounts, f)
-	if err == nil && got != diffID {
-		err = fmt.Errorf("layer %s has diff id %s, config says %s", blob.Digest, got, diffID)
+	var got digest.Digest
+	var err error
+	if l.Empty {
+		// A step that changed nothing: an empty snapshot keeps its place.
+		if _, err = w.Snapshotter.Prepare(ctx, active, parent); err != nil {
+			return err
+		}
+	} else {
+		f, oerr := w.Content.Open(ctx, blob.Digest)
+		if oerr != nil {
+			return oerr
+		}
+		defer f.Close()
+		mounts, perr := w.Snapshotter.Prepare(ctx, active, parent)
+		if perr != nil {
+			return perr
+		}
+		got, err = layer.Apply(ctx, mounts, f)
+		if err == nil && got != diffID {
+			err = fmt.Errorf("layer %s has diff id %s, config says %s", blob.Digest, got, diffID)
+		}
 	}
 	if err != nil {
 		_ = w.Snapshotter.Remove(context.WithoutCancel(ctx), active)

@@ -41,11 +41,16 @@ func (o *mergeOp) Exec(ctx context.Context, inputs []solver.Result) (solver.Resu
 	}
 	bottom, uppers := refs[0], nonScratch(refs[1:])
 	if len(uppers) == 0 {
-		return &Ref{Snapshot: bottom.Snapshot}, nil
+		return bottom, nil // lazy or not, as it is
 	}
 	if bottom.Snapshot == "" && len(uppers) == 1 {
 		// Scratch below one tree is that tree: its snapshot and layers as they are.
-		return &Ref{Snapshot: uppers[0].Snapshot}, nil
+		return uppers[0], nil
+	}
+	for _, r := range refs {
+		if err := r.Ready(ctx); err != nil {
+			return nil, err
+		}
 	}
 	var layers []cache.Layer
 	for _, r := range uppers {

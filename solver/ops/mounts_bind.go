@@ -28,7 +28,10 @@ import (
 func (o *execOp) bindMount(ctx context.Context, m llb.Mount, inputs []solver.Result) (executor.Mount, func(), error) {
 	ref := &Ref{}
 	if m.Input >= 0 {
-		ref = refOf(inputs[m.Input])
+		var err error
+		if ref, err = ready(ctx, inputs[m.Input]); err != nil {
+			return executor.Mount{}, nil, err
+		}
 	}
 	if ref.Dir != "" {
 		return o.bindDir(m, ref.Dir)

@@ -126,7 +126,11 @@ func (o *execOp) ensureCacheDir(ctx context.Context, dir string, m llb.Mount, cm
 	defer os.RemoveAll(tmp)
 	fresh := tmp + "/dir"
 	if m.Input >= 0 {
-		err = o.w.withView(ctx, refOf(inputs[m.Input]), func(root string) error {
+		ref, rerr := ready(ctx, inputs[m.Input])
+		if rerr != nil {
+			return rerr
+		}
+		err = o.w.withView(ctx, ref, func(root string) error {
 			src, err := subpath(root, m.Selector)
 			if err != nil {
 				return err

@@ -15,6 +15,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
@@ -33,15 +34,95 @@ import (
 // Ref is the output of one vertex.
 type Ref struct {
 	// Snapshot is a committed snapshot name; empty with an empty Dir is scratch.
+	// A lazy ref's snapshot is made when first read (see Worker.Ready).
 	Snapshot string
 	// Dir is a host directory read in place (the local context).
 	Dir string
 	// Excludes are the .dockerignore rules that apply to Dir.
 	Excludes []string
+
+	lazy *lazyRef
 }
 
 // ID is what the cache records for the result.
 func (r *Ref) ID() string { return r.Snapshot }
+
+// lazyRef is a result known by its layers (an imported cache record, a
+// base image resolved but not pulled) whose snapshot, named by the layers'
+// chain ID, is unpacked only when a step reads its files. An export reads
+// the layers alone: a build whose cached result only goes to a registry
+// never downloads it.
+type lazyRef struct {
+	layers []cache.Layer
+	// unpack fetches what the content store lacks and unpacks the layers
+	// into the snapshot.
+	unpack func(ctx context.Context) error
+
+	mu   sync.Mutex
+	done bool
+	// then run once the snapshot is made (records of the result).
+	then []func() error
+}
+
+// whenReady runs fn once r's snapshot exists: now, or after the unpack.
+func (r *Ref) whenReady(fn func() error) error {
+	if r.lazy == nil {
+		return fn()
+	}
+	r.lazy.mu.Lock()
+	defer r.lazy.mu.Unlock()
+	if r.lazy.done {
+		return fn()
+	}
+	r.lazy.then = append(r.lazy.then, fn)
+	return nil
+}
+
+// Layers returns the layers of a result whose snapshot is not made yet,
+// base first; ok is false for any other result.
+func (r *Ref) Layers() (layers []cache.Layer, ok bool) {
+	if r == nil || r.lazy == nil {
+		return nil, false
+	}
+	r.lazy.mu.Lock()
+	defer r.lazy.mu.Unlock()
+	if r.lazy.done {
+		return nil, false
+	}
+	return r.lazy.layers, true
+}
+
+// Ready makes the snapshot of a lazy ref, once; other refs are ready as
+// they are. A failed attempt (a cancelled step) is tried again by the next
+// reader.
+func (r *Ref) Ready(ctx context.Context) error {
+	if r == nil || r.lazy == nil {
+		return nil
+	}
+	l := r.lazy
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.done {
+		return nil
+	}
+	if err := l.unpack(ctx); err != nil {
+		return err
+	}
+	l.done = true
+	for _, fn := range l.then {
+		if err := fn(); err != nil {
+			return err
+		}
+	}
+	l.then = nil
+	return nil
+}
+
+// ready is the ref of an input result, its snapshot made.
+func ready(ctx context.Context, r solver.Result) (*Ref, error) {
+	ref := refOf(r)
+	return ref, ref.Ready(ctx)
+}
 
 // Worker holds the parts of the store the ops use.
 type Worker struct {
@@ -65,6 +146,9 @@ type Worker struct {
 	SSH map[string]string
 	// AllowInsecure lets RUN --security=insecure steps run.
 	AllowInsecure bool
+	// Blobs fetches the layers of lazy results (base images resolved but
+	// not pulled, imported cache records) that the content store lacks.
+	Blobs cache.BlobFetcher
 }
 
 // Resolve returns the op for a vertex.
