@@ -9,6 +9,7 @@
 package mount
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -97,6 +98,17 @@ func (m Mount) Mount(target string) error {
 	if flags&unix.MS_BIND != 0 {
 		first &^= unix.MS_RDONLY // bind mounts ignore it until remounted
 	}
+	if m.Type == "overlay" && len(strings.Join(data, ",")) >= maxMountData {
+		// One page of mount data holds about 140 lower directories; the
+		// new mount API takes them one at a time (kernel 6.8+).
+		err := mountOverlayFD(m, data, target, flags)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, errNoLowerdirPlus) {
+			return fmt.Errorf("mount %s %s on %s: %w", m.Type, m.Source, target, err)
+		}
+	}
 	mount := unix.Mount
 	if m.Dir != "" {
 		abs, err := filepath.Abs(target)
@@ -117,6 +129,72 @@ func (m Mount) Mount(target string) error {
 			_ = unix.Unmount(target, unix.MNT_DETACH)
 			return fmt.Errorf("remount %s read-only: %w", target, err)
 		}
+	}
+	return nil
+}
+
+// maxMountData is the kernel's limit on mount(2) data: one page.
+const maxMountData = 4096
+
+// maxOverlayLowers is the kernel's limit on an overlay's lower
+// directories (OVL_MAX_STACK).
+const maxOverlayLowers = 500
+
+// errNoLowerdirPlus says the kernel lacks fsconfig's "lowerdir+" key.
+var errNoLowerdirPlus = errors.New("the kernel has no overlay lowerdir+ (Linux 6.8)")
+
+// mountOverlayFD mounts an overlay through fsopen/fsconfig/fsmount, each
+// lower directory its own "lowerdir+" key, so no page limit applies.
+func mountOverlayFD(m Mount, data []string, target string, flags uintptr) error {
+	var lowers []string
+	for _, o := range data {
+		if v, ok := strings.CutPrefix(o, "lowerdir="); ok {
+			lowers = append(lowers, strings.Split(v, ":")...)
+		}
+	}
+	if len(lowers) > maxOverlayLowers {
+		return fmt.Errorf("%d layers below the filesystem, more than the %d an overlay mount can stack", len(lowers), maxOverlayLowers)
+	}
+	fd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return errNoLowerdirPlus
+	}
+	defer unix.Close(fd)
+	for _, dir := range lowers {
+		if err := unix.FsconfigSetString(fd, "lowerdir+", m.Path(dir)); err != nil {
+			return errNoLowerdirPlus
+		}
+	}
+	for _, o := range data {
+		k, v, hasValue := strings.Cut(o, "=")
+		switch {
+		case k == "lowerdir":
+			continue
+		case k == "upperdir" || k == "workdir":
+			err = unix.FsconfigSetString(fd, k, m.Path(v))
+		case hasValue:
+			err = unix.FsconfigSetString(fd, k, v)
+		default:
+			err = unix.FsconfigSetFlag(fd, k)
+		}
+		if err != nil {
+			return fmt.Errorf("overlay option %s: %w", o, err)
+		}
+	}
+	if err := unix.FsconfigCreate(fd); err != nil {
+		return fmt.Errorf("create overlay: %w", err)
+	}
+	var attr int
+	if flags&unix.MS_RDONLY != 0 {
+		attr |= unix.MOUNT_ATTR_RDONLY
+	}
+	mfd, err := unix.Fsmount(fd, unix.FSMOUNT_CLOEXEC, attr)
+	if err != nil {
+		return fmt.Errorf("fsmount overlay: %w", err)
+	}
+	defer unix.Close(mfd)
+	if err := unix.MoveMount(mfd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return fmt.Errorf("move overlay to %s: %w", target, err)
 	}
 	return nil
 }

@@ -2,7 +2,9 @@ package mount
 
 import (
 	"errors"
+	"fmt"
 	"os"
+	"strings"
 	"path/filepath"
 	"testing"
 
@@ -80,5 +82,58 @@ func TestRelativeToDir(t *testing.T) {
 	}
 	if err := Unmount(target); err != nil {
 		t.Errorf("Unmount of a path that is no mount point: %v", err)
+	}
+}
+
+// An overlay of more lower directories than one page of mount data holds
+// mounts through the new mount API, the upper one winning; more than the
+// kernel stacks is refused with the limit named.
+func TestOverlayOfManyLowers(t *testing.T) {
+	needRoot(t)
+	if _, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC); err != nil {
+		t.Skipf("no fsopen: %v", err)
+	}
+	base := t.TempDir()
+	lowers := func(n int) string {
+		var dirs []string
+		for i := range n {
+			d := filepath.Join(base, fmt.Sprintf("snapshots/%d/fs-with-a-long-name", i))
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(d, "f"), []byte(fmt.Sprint(i)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			dirs = append([]string{d}, dirs...) // the top first, as overlay takes them
+		}
+		return strings.Join(dirs, ":")
+	}
+	upper, work := filepath.Join(base, "upper"), filepath.Join(base, "work")
+	for _, d := range []string{upper, work} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := Mount{Type: "overlay", Source: "overlay", Options: []string{"index=off", "lowerdir=" + lowers(300), "upperdir=" + upper, "workdir=" + work}}
+	if len(strings.Join(m.Options, ",")) < maxMountData {
+		t.Fatal("the options fit a page: the test tests nothing")
+	}
+	err := WithTemp(t.TempDir(), []Mount{m}, func(root string) error {
+		b, err := os.ReadFile(filepath.Join(root, "f"))
+		if err != nil || string(b) != "299" {
+			return fmt.Errorf("f = %q, %v; want the top layer's", b, err)
+		}
+		return os.WriteFile(filepath.Join(root, "new"), nil, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(upper, "new")); err != nil {
+		t.Errorf("the write did not reach the upper dir: %v", err)
+	}
+	m.Options[1] = "lowerdir=" + lowers(501)
+	err = WithTemp(t.TempDir(), []Mount{m}, func(string) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "501 layers") || !strings.Contains(err.Error(), "500") {
+		t.Errorf("501 lowers: %v", err)
 	}
 }
