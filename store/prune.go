@@ -78,6 +78,30 @@ func (s *Store) DiskUsage(ctx context.Context) ([]DiskUsage, error) {
 	return out, err
 }
 
+// FlatUsage is what the flattened lower copies of chains deeper than an
+// overlay stacks (500 layers) hold: how many, and their size on disk. They
+// are counted apart from DiskUsage's records, which they serve.
+func (s *Store) FlatUsage(ctx context.Context) (n int, size int64, err error) {
+	var names []string
+	err = s.snapshotter.Walk(ctx, func(i snapshot.Info) error {
+		if i.Kind == snapshot.KindCommitted && strings.HasPrefix(i.Name, snapshot.FlatPrefix) {
+			names = append(names, i.Name)
+		}
+		return nil
+	})
+	if err != nil || len(names) == 0 {
+		return 0, 0, err
+	}
+	us, err := s.snapshotter.UsageOf(ctx, names)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, u := range us {
+		size += u.Size
+	}
+	return len(names), size, nil
+}
+
 // usage lists the records with their chains, and the size of every
 // snapshot in those chains. A file that several snapshots share (a COPY
 // links the files it did not change from its previous result) is counted
@@ -240,7 +264,8 @@ func (s *Store) removeSnapshots(ctx context.Context, keep map[string]bool, rep *
 			if i.Parent != "" {
 				hasChild[i.Parent] = true
 			}
-			if i.Kind == snapshot.KindCommitted && !keep[i.Name] {
+			flatOf, flat := strings.CutPrefix(i.Name, snapshot.FlatPrefix)
+			if i.Kind == snapshot.KindCommitted && !keep[i.Name] && !(flat && keep[flatOf]) {
 				victims = append(victims, i)
 			}
 			return nil

@@ -133,21 +133,25 @@ func putRecord(b *bolt.Bucket, key string, r record) error {
 	return b.Put([]byte(key), v)
 }
 
-// chainOf returns the ids of parent and its ancestors, nearest first.
-func chainOf(b *bolt.Bucket, parent string) ([]string, error) {
-	var ids []string
+// chain is a parent chain, nearest first: the snapshots' ids and names.
+type chain struct{ ids, names []string }
+
+// chainOf returns the chain of parent and its ancestors.
+func chainOf(b *bolt.Bucket, parent string) (chain, error) {
+	var c chain
 	for p := parent; p != ""; {
 		r, err := getRecord(b, p)
 		if err != nil {
-			return nil, fmt.Errorf("parent chain: %w", err)
+			return chain{}, fmt.Errorf("parent chain: %w", err)
 		}
 		if r.Kind != KindCommitted {
-			return nil, fmt.Errorf("parent %q is %s, not committed", p, r.Kind)
+			return chain{}, fmt.Errorf("parent %q is %s, not committed", p, r.Kind)
 		}
-		ids = append(ids, r.ID)
+		c.ids = append(c.ids, r.ID)
+		c.names = append(c.names, p)
 		p = r.Parent
 	}
-	return ids, nil
+	return c, nil
 }
 
 func (s *snapshotter) chainDirs(ids []string) []string {
@@ -181,7 +185,7 @@ func (s *snapshotter) create(ctx context.Context, k Kind, key, parent string) ([
 	if err != nil {
 		return nil, fmt.Errorf("prepare snapshot %q: %w", key, err)
 	}
-	var ids []string
+	var ids chain
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucket)
 		if b.Get([]byte(key)) != nil {
@@ -199,8 +203,12 @@ func (s *snapshotter) create(ctx context.Context, k Kind, key, parent string) ([
 	s.mu.Lock()
 	s.locks[id] = lk
 	s.mu.Unlock()
-	dir, chain := s.dir(id), s.chainDirs(ids)
-	if err := s.drv.create(dir, k, chain); err != nil {
+	dir := s.dir(id)
+	chain, err := s.lowerDirs(ctx, ids)
+	if err == nil {
+		err = s.drv.create(dir, k, chain)
+	}
+	if err != nil {
 		_ = s.Remove(ctx, key)
 		return nil, fmt.Errorf("prepare snapshot %q: %w", key, err)
 	}
@@ -209,7 +217,7 @@ func (s *snapshotter) create(ctx context.Context, k Kind, key, parent string) ([
 
 func (s *snapshotter) Mounts(ctx context.Context, key string) ([]mount.Mount, error) {
 	var r record
-	var ids []string
+	var ids chain
 	err := s.db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucket)
 		var err error
@@ -225,7 +233,11 @@ func (s *snapshotter) Mounts(ctx context.Context, key string) ([]mount.Mount, er
 	if err != nil {
 		return nil, fmt.Errorf("mounts of snapshot: %w", err)
 	}
-	return s.drv.mounts(s.dir(r.ID), r.Kind, s.chainDirs(ids)), nil
+	chain, err := s.lowerDirs(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("mounts of snapshot %q: %w", key, err)
+	}
+	return s.drv.mounts(s.dir(r.ID), r.Kind, chain), nil
 }
 
 func (s *snapshotter) Commit(ctx context.Context, name, key string) error {

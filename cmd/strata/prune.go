@@ -35,6 +35,16 @@ func newDu(g *globals) *cobra.Command {
 				}
 				fmt.Fprintf(tw, "Shared:\t%s\n", humanSize(shared))
 				fmt.Fprintf(tw, "Private:\t%s\n", humanSize(total-shared))
+				n, flat, err := st.FlatUsage(c.Context())
+				if err != nil {
+					return err
+				}
+				if n > 0 {
+					// Chains deeper than an overlay stacks mount their older
+					// layers from flattened copies.
+					fmt.Fprintf(tw, "Flattened:\t%s\t(%d copies of the older layers of chains deeper than 500)\n", humanSize(flat), n)
+					total += flat
+				}
 				fmt.Fprintf(tw, "Total:\t%s\n", humanSize(total))
 				return tw.Flush()
 			})
