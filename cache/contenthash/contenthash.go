@@ -38,6 +38,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	"github.com/strata-build/strata/context/local"
+	"github.com/strata-build/strata/internal/bufcopy"
 	"github.com/strata-build/strata/llb"
 	"golang.org/x/sync/errgroup"
 )
@@ -189,11 +190,11 @@ func (c *Cache) hashFile(p string) (digest.Digest, error) {
 		return "", fmt.Errorf("checksum %s: %w", p, err)
 	}
 	defer f.Close()
-	d, err := digest.SHA256.FromReader(f)
-	if err != nil {
+	h := digest.SHA256.Digester()
+	if _, err := bufcopy.Copy(h.Hash(), f); err != nil {
 		return "", fmt.Errorf("checksum %s: %w", p, err)
 	}
-	return d, nil
+	return h.Digest(), nil
 }
 
 // key identifies one version of a file by its stat.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
+	"github.com/strata-build/strata/internal/bufcopy"
 	"github.com/strata-build/strata/mount"
 	"golang.org/x/sys/unix"
 )
@@ -153,7 +154,7 @@ func (a *applier) create(hdr *tar.Header, target string, r io.Reader) error {
 		if err != nil {
 			return err
 		}
-		if _, err := io.Copy(f, r); err != nil {
+		if _, err := bufcopy.Copy(f, r); err != nil {
 			f.Close()
 			return err
 		}

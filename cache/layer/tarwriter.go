@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/strata-build/strata/internal/bufcopy"
 	"golang.org/x/sys/unix"
 )
 
@@ -113,7 +114,7 @@ func (t *tarWriter) copyFile(full string, size int64) error {
 		return fmt.Errorf("open %s: %w", full, err)
 	}
 	defer f.Close()
-	n, err := io.Copy(t.tw, io.LimitReader(f, size))
+	n, err := bufcopy.Copy(t.tw, io.LimitReader(f, size))
 	if err != nil {
 		return fmt.Errorf("copy %s into layer: %w", full, err)
 	}

@@ -56,12 +56,23 @@ func newRoot() *cobra.Command {
 	return root
 }
 
+// defaultMemoryLimit is the soft limit of the Go heap ($GOMEMLIMIT
+// overrides it): the heap stays under it unless what a build holds at once
+// needs more.
+const defaultMemoryLimit = 160 << 20
+
 func main() {
 	executor.MaybeInit()
 	if os.Getenv("GOGC") == "" {
 		// A build is short-lived and allocates in bursts (context walks,
-		// checksums): collect less often than the default.
+		// checksums): collect less often than the default...
 		debug.SetGCPercent(400)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// ...but not so rarely that the heap grows to five times what
+		// it holds: past this size the collector runs as often as it
+		// must (a COPY of 100,000 files peaked at 500 MB without it).
+		debug.SetMemoryLimit(defaultMemoryLimit)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	stopProfile := startProfile()

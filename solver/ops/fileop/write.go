@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/strata-build/strata/context/local"
+	"github.com/strata-build/strata/internal/bufcopy"
 	"github.com/strata-build/strata/internal/xattr"
 	"github.com/strata-build/strata/llb"
 	"golang.org/x/sys/unix"
@@ -210,9 +211,15 @@ func writeFileFrom(r io.Reader, dst string, m meta) error {
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(out, r); err != nil {
+	var err2 error
+	if f, ok := r.(*os.File); ok {
+		_, err2 = bufcopy.CopyFile(out, f)
+	} else {
+		_, err2 = bufcopy.Copy(out, r)
+	}
+	if err2 != nil {
 		out.Close()
-		return err
+		return err2
 	}
 	if err := out.Close(); err != nil {
 		return err
