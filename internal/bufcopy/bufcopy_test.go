@@ -2,12 +2,12 @@ package bufcopy
 
 import (
 	"bytes"
-	"io"
-	"runtime"
 	"crypto/rand"
 	"crypto/sha256"
+	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 )
 
