@@ -125,10 +125,12 @@ type StepRecord struct {
 }
 
 // InputRecord is one input of a recorded step: the input's cache key, or for
-// a content-keyed input its ContentSum.Digest and Files.
+// a content-keyed input its ContentSum.Digest and Files. Files is stored as
+// "Sources": records that kept it as "Files" had it keyed by destination
+// path and are read without it.
 type InputRecord struct {
 	Key   digest.Digest
-	Files map[string]digest.Digest // content deps only
+	Files map[string]digest.Digest `json:"Sources"` // content deps only
 }
 
 // Resolver turns a vertex into its op.
