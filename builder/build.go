@@ -117,7 +117,9 @@ type Result struct {
 	Config   digest.Digest
 	// Warnings are the Dockerfile linter's findings.
 	Warnings []dockerfile.Warning
-	Reports  []exporter.Report
+	// UnusedArgs are the BuildArgs no ARG of the stages built consumed.
+	UnusedArgs []dockerfile.UnusedArg
+	Reports    []exporter.Report
 	// Steps says, per step, whether it ran or hit the cache, and why it missed.
 	Steps []Step
 }
@@ -188,9 +190,12 @@ func Build(ctx context.Context, st *store.Store, opts Options) (*Result, error) 
 		for _, w := range conv.Warnings {
 			fmt.Fprintf(opts.Warnings, "WARNING: %s - %s: %s\n", w.RuleName, w.Location, w.Detail)
 		}
+		for _, u := range conv.UnusedArgs {
+			fmt.Fprintf(opts.Warnings, "WARNING: %s\n", u)
+		}
 	}
 	if opts.CheckOnly {
-		return &Result{Warnings: conv.Warnings}, nil
+		return &Result{Warnings: conv.Warnings, UnusedArgs: conv.UnusedArgs}, nil
 	}
 	warn := opts.Warnings
 	if warn == nil {
@@ -227,7 +232,7 @@ func Build(ctx context.Context, st *store.Store, opts Options) (*Result, error) 
 	if err != nil {
 		return nil, fmt.Errorf("export image: %w", err)
 	}
-	res := &Result{Warnings: conv.Warnings, Manifest: desc, Config: cfg, Steps: steps.list()}
+	res := &Result{Warnings: conv.Warnings, UnusedArgs: conv.UnusedArgs, Manifest: desc, Config: cfg, Steps: steps.list()}
 	for _, e := range opts.Exports {
 		rep, err := e.Export(ctx, exporter.Source{Content: parts.Content, Images: parts.Images, Registry: ropts, Manifest: desc, Names: names})
 		if err != nil {
