@@ -127,6 +127,8 @@ type Result struct {
 // Build runs one build on an open store: the Dockerfile is converted into
 // an op graph, the solver runs what the cache lacks, the result becomes an
 // image in the store's content store, and each of opts.Exports receives it.
+// A build that fails once its Dockerfile is converted returns a Result
+// too, with the Warnings, UnusedArgs and Steps so far, and the error.
 func Build(ctx context.Context, st *store.Store, opts Options) (*Result, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
@@ -194,8 +196,13 @@ func Build(ctx context.Context, st *store.Store, opts Options) (*Result, error) 
 			fmt.Fprintf(opts.Warnings, "WARNING: %s\n", u)
 		}
 	}
+	res := &Result{Warnings: conv.Warnings, UnusedArgs: conv.UnusedArgs}
 	if opts.CheckOnly {
-		return &Result{Warnings: conv.Warnings, UnusedArgs: conv.UnusedArgs}, nil
+		return res, nil
+	}
+	fail := func(err error) (*Result, error) {
+		res.Steps = steps.list()
+		return res, err
 	}
 	warn := opts.Warnings
 	if warn == nil {
@@ -206,43 +213,43 @@ func Build(ctx context.Context, st *store.Store, opts Options) (*Result, error) 
 	var remote *remotecache.Index
 	if conv.Root != nil {
 		if os.Geteuid() != 0 {
-			return nil, ErrNeedsRoot
+			return fail(ErrNeedsRoot)
 		}
 		def, err := llb.NewDefinition(conv.Root)
 		if err != nil {
-			return nil, err
+			return fail(err)
 		}
 		if err := checkInsecure(def, opts); err != nil {
-			return nil, withSource(err, data)
+			return fail(withSource(err, data))
 		}
 		scopeSteps(def, ctxDir, dfPath)
 		remote = importCaches(ctx, opts.CacheFrom, ropts, warn)
 		if ref, cs, err = solve(ctx, parts, def, ctxDir, remote, opts); err != nil {
-			return nil, withSource(err, data)
+			return fail(withSource(err, data))
 		}
 	}
 	layers := &cache.Layers{Snapshotter: parts.Snapshotter, Content: parts.Content, Records: parts.Records, TempDir: parts.TempDir}
 	var inline map[string]json.RawMessage
 	if cs != nil && slices.ContainsFunc(opts.CacheTo, func(c CacheSpec) bool { return c.Type == "inline" }) {
 		if inline, err = inlineCache(ctx, layers, cs, ref.Snapshot, remote, epoch); err != nil {
-			return nil, fmt.Errorf("inline cache: %w", err)
+			return fail(fmt.Errorf("inline cache: %w", err))
 		}
 	}
 	desc, cfg, err := exporter.WriteImage(ctx, layers, ref.Snapshot, conv.DockerImage(), epoch, inline)
 	if err != nil {
-		return nil, fmt.Errorf("export image: %w", err)
+		return fail(fmt.Errorf("export image: %w", err))
 	}
-	res := &Result{Warnings: conv.Warnings, UnusedArgs: conv.UnusedArgs, Manifest: desc, Config: cfg, Steps: steps.list()}
+	res.Manifest, res.Config, res.Steps = desc, cfg, steps.list()
 	for _, e := range opts.Exports {
 		rep, err := e.Export(ctx, exporter.Source{Content: parts.Content, Images: parts.Images, Registry: ropts, Manifest: desc, Names: names})
 		if err != nil {
-			return nil, fmt.Errorf("export: %w", err)
+			return fail(fmt.Errorf("export: %w", err))
 		}
 		res.Reports = append(res.Reports, rep)
 	}
 	if cs != nil {
 		if err := exportCaches(ctx, parts, opts.CacheTo, cs, ref.Snapshot, remote, ropts, epoch, warn); err != nil {
-			return nil, err
+			return fail(err)
 		}
 	}
 	return res, nil
