@@ -117,7 +117,9 @@ type Result struct {
 	Config   digest.Digest
 	// Warnings are the Dockerfile linter's findings.
 	Warnings []dockerfile.Warning
-	Reports  []exporter.Report
+	// UnusedArgs are the BuildArgs no ARG of the stages built consumed.
+	UnusedArgs []dockerfile.UnusedArg
+	Reports    []exporter.Report
 	// Steps says, per step, whether it ran or hit the cache, and why it missed.
 	Steps []Step
 }
@@ -125,6 +127,8 @@ type Result struct {
 // Build runs one build on an open store: the Dockerfile is converted into
 // an op graph, the solver runs what the cache lacks, the result becomes an
 // image in the store's content store, and each of opts.Exports receives it.
+// A build that fails once its Dockerfile is converted returns a Result
+// too, with the Warnings, UnusedArgs and Steps so far, and the error.
 func Build(ctx context.Context, st *store.Store, opts Options) (*Result, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
@@ -179,7 +183,7 @@ func Build(ctx context.Context, st *store.Store, opts Options) (*Result, error) 
 		remote = importCaches(ctx, opts.CacheFrom, ropts, warn)
 		lazy.AddIndex(remote)
 	}
-	res := &resolver{st: st, pull: opts.Pull, registry: ropts, blobs: lazy}
+	rsv := &resolver{st: st, pull: opts.Pull, registry: ropts, blobs: lazy}
 	conv, err := dockerfile.Convert(ctx, dockerfile.Options{
 		Dockerfile:      data,
 		Filename:        filepath.Base(dfPath),
@@ -187,7 +191,7 @@ func Build(ctx context.Context, st *store.Store, opts Options) (*Result, error) 
 		BuildArgs:       opts.BuildArgs,
 		Labels:          opts.Labels,
 		Platform:        opts.Platform,
-		Resolver:        res,
+		Resolver:        rsv,
 		ContextExcludes: excludes,
 		NoCacheFilter:   opts.NoCacheFilter,
 		SourceDateEpoch: epoch,
@@ -201,26 +205,34 @@ func Build(ctx context.Context, st *store.Store, opts Options) (*Result, error) 
 		for _, w := range conv.Warnings {
 			fmt.Fprintf(opts.Warnings, "WARNING: %s - %s: %s\n", w.RuleName, w.Location, w.Detail)
 		}
+		for _, u := range conv.UnusedArgs {
+			fmt.Fprintf(opts.Warnings, "WARNING: %s\n", u)
+		}
 	}
+	res := &Result{Warnings: conv.Warnings, UnusedArgs: conv.UnusedArgs}
 	if opts.CheckOnly {
-		return &Result{Warnings: conv.Warnings}, nil
+		return res, nil
+	}
+	fail := func(err error) (*Result, error) {
+		res.Steps = steps.list()
+		return res, err
 	}
 	ref := &ops.Ref{}
 	var cs *ops.CacheStore
 	if conv.Root != nil {
 		if os.Geteuid() != 0 {
-			return nil, ErrNeedsRoot
+			return fail(ErrNeedsRoot)
 		}
 		def, err := llb.NewDefinition(conv.Root)
 		if err != nil {
-			return nil, err
+			return fail(err)
 		}
 		if err := checkInsecure(def, opts); err != nil {
-			return nil, withSource(err, data)
+			return fail(withSource(err, data))
 		}
 		scopeSteps(def, ctxDir, dfPath)
 		if ref, cs, err = solve(ctx, parts, def, ctxDir, remote, lazy, opts); err != nil {
-			return nil, withSource(err, data)
+			return fail(withSource(err, data))
 		}
 	}
 	layers := &cache.Layers{Snapshotter: parts.Snapshotter, Content: parts.Content, Records: parts.Records, TempDir: parts.TempDir}
@@ -228,41 +240,41 @@ func Build(ctx context.Context, st *store.Store, opts Options) (*Result, error) 
 	var inline map[string]json.RawMessage
 	if cs != nil && slices.ContainsFunc(opts.CacheTo, func(c CacheSpec) bool { return c.Type == "inline" }) {
 		if inline, err = inlineCache(ctx, chains, cs, ref, remote); err != nil {
-			return nil, fmt.Errorf("inline cache: %w", err)
+			return fail(fmt.Errorf("inline cache: %w", err))
 		}
 	}
 	imgLayers, _, err := chains.result(ctx, ref)
 	if err != nil {
-		return nil, fmt.Errorf("export image: %w", err)
+		return fail(fmt.Errorf("export image: %w", err))
 	}
 	desc, cfg, err := exporter.WriteImage(ctx, parts.Content, imgLayers, conv.DockerImage(), epoch, inline)
 	if err != nil {
-		return nil, fmt.Errorf("export image: %w", err)
+		return fail(fmt.Errorf("export image: %w", err))
 	}
-	out := &Result{Warnings: conv.Warnings, Manifest: desc, Config: cfg, Steps: steps.list()}
+	res.Manifest, res.Config, res.Steps = desc, cfg, steps.list()
 	for _, e := range opts.Exports {
 		src := exporter.Source{Content: parts.Content, Images: parts.Images, Registry: ropts, Manifest: desc, Names: names, Fetch: lazy.FetchOne(parts.Content)}
 		if _, push := e.(exporter.Registry); !push {
 			// Every other output reads the layers' bytes from the store.
 			if err := fetchLayers(ctx, parts, lazy, imgLayers); err != nil {
-				return nil, fmt.Errorf("export: %w", err)
+				return fail(fmt.Errorf("export: %w", err))
 			}
 		}
 		rep, err := e.Export(ctx, src)
 		if err != nil {
-			return nil, fmt.Errorf("export: %w", err)
+			return fail(fmt.Errorf("export: %w", err))
 		}
-		out.Reports = append(out.Reports, rep)
+		res.Reports = append(res.Reports, rep)
 	}
 	if cs != nil {
 		if err := exportCaches(ctx, parts, chains, opts.CacheTo, cs, ref, remote, lazy, ropts, warn); err != nil {
-			return nil, err
+			return fail(err)
 		}
 	}
-	if err := res.tagFetched(ctx, opts.Platform); err != nil {
-		return nil, err
+	if err := rsv.tagFetched(ctx, opts.Platform); err != nil {
+		return fail(err)
 	}
-	return out, nil
+	return res, nil
 }
 
 // fetchLayers stores the blobs of layers that the store lacks, from where

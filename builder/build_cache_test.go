@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/strata-build/strata/builder"
@@ -355,5 +356,48 @@ func TestCacheLocalCarriesUnreachedRecords(t *testing.T) {
 		CacheTo: []builder.CacheSpec{{Type: "local", Dir: second, Mode: "max"}}})
 	if _, err := os.Stat(filepath.Join(second, "blobs", "sha256", side.Encoded())); err != nil {
 		t.Errorf("the carried side stage's layer is not in the new layout: %v", err)
+	}
+}
+
+// A COPY miss names the files by the paths their user knows: the edited
+// files under app/ by their context paths, not relative to the COPY source,
+// and a file of a stage by its path in that stage.
+func TestMissReasonsNameSourcePaths(t *testing.T) {
+	e := newEnv(t)
+	df := `FROM busybox AS gen
+ARG V
+RUN mkdir /out && echo $V > /out/v && echo same > /out/s
+FROM busybox
+COPY --from=gen /out /gen
+COPY app/ /src/
+`
+	dir := writeContext(t, map[string]string{"Dockerfile": df, "app/a.go": "a1", "app/b.go": "b1", "app/c.go": "c1"})
+	v1 := builder.Options{BuildArgs: map[string]string{"V": "1"}}
+	e.mustBuild(dir, v1)
+	for _, f := range []string{"a.go", "b.go"} {
+		if err := os.WriteFile(filepath.Join(dir, "app", f), []byte("v2"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, ev := e.mustBuild(dir, v1)
+	checkEventReasons(t, ev, map[string]string{"COPY app/ /src/": "2 files changed: app/a.go, app/b.go"})
+	_, ev = e.mustBuild(dir, builder.Options{BuildArgs: map[string]string{"V": "2"}})
+	checkEventReasons(t, ev, map[string]string{"COPY --from=gen /out /gen": "/out/v changed"})
+}
+
+// checkEventReasons checks the miss reasons progress gave the steps whose
+// names end in want's keys.
+func checkEventReasons(t *testing.T, ev *events, want map[string]string) {
+	t.Helper()
+	got := map[string]string{}
+	for name, r := range ev.reasons() {
+		for suffix := range want {
+			if strings.HasSuffix(name, suffix) {
+				got[suffix] = r
+			}
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("miss reasons (-want +got):\n%s", diff)
 	}
 }

@@ -349,7 +349,7 @@ func TestMissReasons(t *testing.T) {
 		t.Fatal(err)
 	}
 	res, _ = e.mustBuild(dir, builder.Options{BuildArgs: map[string]string{"VERSION": "2"}})
-	checkReasons(t, res.Steps, map[string]string{"COPY app.txt /app.txt": "file app.txt changed"})
+	checkReasons(t, res.Steps, map[string]string{"COPY app.txt /app.txt": "app.txt changed"})
 	for _, s := range res.Steps {
 		if strings.HasSuffix(s.Name, "RUN echo 2 > /v") && s.Status != "cached" {
 			t.Errorf("%s is %s after a context edit, want cached", s.Name, s.Status)

@@ -21,24 +21,33 @@ func TestDockerfileErrorsNameLineAndProblem(t *testing.T) {
 		name  string
 		files map[string]string
 		want  []string
+		opts  builder.Options
 	}{
 		{"unknown instruction", map[string]string{"Dockerfile": "FROM busybox\nRUNN make\n"},
-			[]string{"Dockerfile:2: unknown instruction: RUNN (did you mean RUN?)", "   2 | >>> RUNN make"}},
+			[]string{"Dockerfile:2: unknown instruction: RUNN (did you mean RUN?)", "   2 | >>> RUNN make"}, builder.Options{}},
 		{"bad flag", map[string]string{"Dockerfile": "FROM busybox\n\nCOPY --chwn=1 a /a\n", "a": "a"},
-			[]string{"Dockerfile:3: unknown flag: --chwn (did you mean chown?)", "   3 | >>> COPY --chwn=1 a /a"}},
+			[]string{"Dockerfile:3: unknown flag: --chwn (did you mean --chown?)", "   3 | >>> COPY --chwn=1 a /a"}, builder.Options{}},
+		{"misspelt instruction", map[string]string{"Dockerfile": "FROM busybox\nCOPPY a /a\n", "a": "a"},
+			[]string{"Dockerfile:2: unknown instruction: COPPY (did you mean COPY?)", "   2 | >>> COPPY a /a"}, builder.Options{}},
+		{"misspelt from stage", map[string]string{"Dockerfile": "FROM busybox AS builder\nRUN true\nFROM buidler\n"},
+			[]string{"Dockerfile:3: buidler: ", "(did you mean builder?)", "   3 | >>> FROM buidler"}, builder.Options{}},
+		{"misspelt mount stage", map[string]string{"Dockerfile": "FROM busybox AS builder\nFROM busybox\nRUN --mount=from=buidler,target=/b true\n"},
+			[]string{"Dockerfile:3: buidler: ", "(did you mean builder?)", "   3 | >>> RUN --mount=from=buidler,target=/b true"}, builder.Options{}},
+		{"misspelt target", map[string]string{"Dockerfile": "FROM busybox AS builder\nFROM busybox\n"},
+			[]string{`Dockerfile: target stage "buidler" could not be found (did you mean builder?)`}, builder.Options{Target: "buidler"}},
 		{"unknown stage", map[string]string{"Dockerfile": "FROM busybox AS build\nFROM busybox\nCOPY --from=biuld /x /x\n"},
-			[]string{"Dockerfile:3:", "biuld", "   3 | >>> COPY --from=biuld /x /x"}},
+			[]string{"Dockerfile:3: biuld: ", "(did you mean build?)", "   3 | >>> COPY --from=biuld /x /x"}, builder.Options{}},
 		{"missing base image", map[string]string{"Dockerfile": "FROM busybox\nFROM nosuch:1 AS x\nRUN true\n"},
-			[]string{"Dockerfile:2:", "nosuch:1", "not found", "   2 | >>> FROM nosuch:1 AS x"}},
+			[]string{"Dockerfile:2:", "nosuch:1", "not found", "   2 | >>> FROM nosuch:1 AS x"}, builder.Options{}},
 		{"missing copy source", map[string]string{"Dockerfile": "FROM busybox\nCOPY there.txt missing.txt /dst/\n", "there.txt": "x"},
-			[]string{"Dockerfile:2", "COPY there.txt missing.txt /dst/", "missing.txt", "not found"}},
+			[]string{"Dockerfile:2", "COPY there.txt missing.txt /dst/", "missing.txt", "not found"}, builder.Options{}},
 		{"source outside the context", map[string]string{"Dockerfile": "FROM busybox\nCOPY ../outside /x\n"},
-			[]string{`Dockerfile:2: COPY source "../outside" is outside the build context`, "   2 | >>> COPY ../outside /x"}},
+			[]string{`Dockerfile:2: COPY source "../outside" is outside the build context`, "   2 | >>> COPY ../outside /x"}, builder.Options{}},
 		{"unterminated heredoc", map[string]string{"Dockerfile": "FROM busybox\nRUN <<EOF\necho\n"},
-			[]string{"Dockerfile:2: unterminated heredoc"}},
+			[]string{"Dockerfile:2: unterminated heredoc"}, builder.Options{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := e.buildError(tc.files, builder.Options{})
+			err := e.buildError(tc.files, tc.opts)
 			for _, w := range tc.want {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error lacks %q:\n%s", w, err)

@@ -22,7 +22,7 @@ func TestPlainRenderer(t *testing.T) {
 	run, cp, img := digest.FromString("run"), digest.FromString("copy"), digest.FromString("image")
 	for _, e := range []progress.Event{
 		{Vertex: img, Name: "[build 1/4] FROM busybox", Status: progress.Cached, Time: at(0)},
-		{Vertex: run, Name: "[build 2/4] RUN make", Status: progress.Started, Time: at(0), Reason: "file app/main.go changed"},
+		{Vertex: run, Name: "[build 2/4] RUN make", Status: progress.Started, Time: at(0), Reason: "app/main.go changed"},
 		{Vertex: run, Status: progress.Log, Time: at(123), Data: []byte("cc -o app main.c\nlinking")},
 		{Vertex: cp, Name: "[build 3/4] COPY . .", Status: progress.Started, Time: at(200)},
 		{Vertex: run, Status: progress.Log, Time: at(300), Data: []byte(" done\r\n"), Stream: 1},
@@ -36,7 +36,7 @@ func TestPlainRenderer(t *testing.T) {
 #1 CACHED
 
 #2 [build 2/4] RUN make
-#2 cache miss: file app/main.go changed
+#2 cache miss: app/main.go changed
 #2 0.123 cc -o app main.c
 
 #3 [build 3/4] COPY . .

@@ -2,6 +2,7 @@ package solver
 
 import (
 	"fmt"
+	"path"
 	"sort"
 	"strconv"
 	"strings"
@@ -48,8 +49,13 @@ func explainMiss(prev, cur *StepRecord) string {
 		if old.Files == nil && in.Files == nil {
 			return ReasonParentMissed
 		}
-		if r := fileChange(old.Files, in.Files); r != "" {
-			return r
+		// A record without the files of a content-keyed input (one an
+		// older strata kept, or the input was keyed by its definition)
+		// names nothing that could be compared.
+		if old.Files != nil {
+			if r := fileChange(old.Files, in.Files); r != "" {
+				return r
+			}
 		}
 		return fmt.Sprintf("content of input %d changed", i)
 	}
@@ -110,30 +116,79 @@ func showValue(v string) string {
 	return v
 }
 
-// fileChange names the first file, in sorted order, that changed, was added
-// or was removed between old and cur; "" if the sets are equal.
+// maxShownFiles is how many paths a reason lists of each kind of change.
+const maxShownFiles = 3
+
+// fileChange says which files changed, were added or were removed between
+// old and cur, by the keys of the maps (the paths the files are read from:
+// "app/main.go" in the build context, "/out/app" in a stage); "" if the
+// sets are equal:
+//
+//	app/main.go changed
+//	3 files changed: app/a.go, app/b.go, app/c.go
+//	app/a.go changed; 4 files added: app/new, app/x.go, app/y.go, ...
+//
+// Below an added or removed directory only the directory is named.
 func fileChange(old, cur map[string]digest.Digest) string {
-	names := make([]string, 0, len(old)+len(cur))
+	var changed, added, removed []string
+	for n, d := range cur {
+		switch o, ok := old[n]; {
+		case !ok:
+			added = append(added, n)
+		case o != d:
+			changed = append(changed, n)
+		}
+	}
 	for n := range old {
-		names = append(names, n)
-	}
-	for n := range cur {
-		if _, ok := old[n]; !ok {
-			names = append(names, n)
+		if _, ok := cur[n]; !ok {
+			removed = append(removed, n)
 		}
 	}
+	var parts []string
+	for _, k := range []struct {
+		names []string
+		verb  string
+	}{{changed, "changed"}, {topmost(added), "added"}, {topmost(removed), "removed"}} {
+		if s := fileList(k.names, k.verb); s != "" {
+			parts = append(parts, s)
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// fileList is "a changed" for one name, "3 files changed: a, b, c" for
+// more, listing at most maxShownFiles of them in sorted order.
+func fileList(names []string, verb string) string {
 	sort.Strings(names)
+	switch len(names) {
+	case 0:
+		return ""
+	case 1:
+		return names[0] + " " + verb
+	}
+	shown := strings.Join(names[:min(len(names), maxShownFiles)], ", ")
+	if len(names) > maxShownFiles {
+		shown += ", ..."
+	}
+	return fmt.Sprintf("%d files %s: %s", len(names), verb, shown)
+}
+
+// topmost drops the paths that lie below another path of names.
+func topmost(names []string) []string {
+	set := make(map[string]bool, len(names))
 	for _, n := range names {
-		o, inOld := old[n]
-		c, inCur := cur[n]
-		switch {
-		case !inOld:
-			return "file " + n + " added"
-		case !inCur:
-			return "file " + n + " removed"
-		case o != c:
-			return "file " + n + " changed"
+		set[n] = true
+	}
+	out := names[:0]
+	for _, n := range names {
+		below := false
+		for d := n; d != "." && d != "/" && !below; {
+			d = path.Dir(d)
+			below = set[d]
+		}
+		if !below {
+			out = append(out, n)
 		}
 	}
-	return ""
+	return out
 }

@@ -20,7 +20,7 @@
 //     neither are its inputs unless something else needs their results.
 //     A miss executes the vertex after its inputs, saves its result under its
 //     key, and records the step. The reason of a miss is computed against the
-//     previous StepRecord ("command changed", "file app/main.go changed", ...)
+//     previous StepRecord ("command changed", "app/main.go changed", ...)
 //     and reported in the Started progress event.
 //
 // One Solve: Solve resolves every vertex below root once (vertices with the
@@ -80,7 +80,7 @@ type Component struct{ Name, Value string }
 type Dep struct {
 	// Content, when set, keys this input by the content the op selects from
 	// the input's result (COPY sources), instead of by the input's own key;
-	// Files lets a miss name the file that changed.
+	// Files lets a miss name the files that changed.
 	Content func(ctx context.Context, r Result) (ContentSum, error)
 }
 
@@ -125,10 +125,12 @@ type StepRecord struct {
 }
 
 // InputRecord is one input of a recorded step: the input's cache key, or for
-// a content-keyed input its ContentSum.Digest and Files.
+// a content-keyed input its ContentSum.Digest and Files. Files is stored as
+// "Sources": records that kept it as "Files" had it keyed by destination
+// path and are read without it.
 type InputRecord struct {
 	Key   digest.Digest
-	Files map[string]digest.Digest // content deps only
+	Files map[string]digest.Digest `json:"Sources"` // content deps only
 }
 
 // Resolver turns a vertex into its op.

@@ -143,10 +143,10 @@ func TestContentDep(t *testing.T) {
 		files  map[string]string
 		reason string
 	}{
-		{map[string]string{"app/main.go": "package main // v2", "go.mod": "module x"}, "file app/main.go changed"},
-		{map[string]string{"app/main.go": "package main // v2", "go.mod": "module x", "README": "hi"}, "file README added"},
-		{map[string]string{"app/main.go": "package main // v2", "README": "hi"}, "file go.mod removed"},
-		{map[string]string{"app/main.go": "package main // v3", "README": "hi!"}, "file README changed"},
+		{map[string]string{"app/main.go": "package main // v2", "go.mod": "module x"}, "app/main.go changed"},
+		{map[string]string{"app/main.go": "package main // v2", "go.mod": "module x", "README": "hi"}, "README added"},
+		{map[string]string{"app/main.go": "package main // v2", "README": "hi"}, "go.mod removed"},
+		{map[string]string{"app/main.go": "package main // v3", "README": "hi!"}, "2 files changed: README, app/main.go"},
 	}
 	for _, s := range steps {
 		h.reset()

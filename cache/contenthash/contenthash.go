@@ -4,8 +4,9 @@
 // Vocabulary:
 //   - A Sum is the checksum of one copy's selection (see context/local): a
 //     Digest over every selected entry, and the per-entry digests in Files,
-//     keyed by the entry's path relative to the copy destination, so a caller
-//     can tell which file changed.
+//     keyed by the path the entry is read from (local.Selection.SourcePath:
+//     relative in the build context, absolute in a stage), so a caller can
+//     tell which file changed by the name its user knows.
 //   - An entry's digest covers its path, type, mode bits, symlink target,
 //     content digest and, for stage sources, its owner (the build context's
 //     owners do not matter: the copy resets them to 0:0).
@@ -49,8 +50,10 @@ const version = "strata.contenthash.v1"
 // Sum is the checksum of what one copy reads.
 type Sum struct {
 	Digest digest.Digest
-	// Files maps each entry's path relative to the copy destination to its
-	// digest.
+	// Files maps the path each entry is read from (see
+	// local.Selection.SourcePath) to the entry's digest. The Digest covers
+	// the entries by where they land, so the same files copied to another
+	// name give another Digest and the same Files keys.
 	Files map[string]digest.Digest
 }
 
@@ -86,7 +89,7 @@ func (c *Cache) Checksum(ctx context.Context, src local.Source, a *llb.CopyActio
 	for i, e := range entries {
 		dest := e.Dest()
 		ed := d.entry(e, dest, contents[i], !src.Context)
-		sum.Files[dest] = ed
+		sum.Files[sel.SourcePath(e)] = ed
 		line = append(strconv.AppendQuote(line[:0], dest), ' ')
 		line = append(append(line, ed...), '\n')
 		h.Write(line)

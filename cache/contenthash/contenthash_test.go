@@ -243,3 +243,32 @@ func BenchmarkChecksum10k(b *testing.B) {
 		}
 	})
 }
+
+// Files names each entry by where it is read from: its path in the build
+// context, or its absolute path in a stage. Where the files land changes
+// the Digest, not the names.
+func TestChecksumFilesNameSources(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, map[string]string{"app/main.go": "package main", "app/sub/x.go": "package sub", "other": "o"})
+	keys := func(s Sum) []string {
+		var out []string
+		for k := range s.Files {
+			out = append(out, k)
+		}
+		sort.Strings(out)
+		return out
+	}
+	contents := &llb.CopyAction{Src: []string{"app/"}, Dest: "/src/", CopyDirContents: true}
+	ctx := sum(t, nil, local.Source{Root: root, Context: true}, contents)
+	if diff := cmp.Diff([]string{"app", "app/main.go", "app/sub", "app/sub/x.go"}, keys(ctx)); diff != "" {
+		t.Errorf("context source (-want +got):\n%s", diff)
+	}
+	stage := sum(t, nil, local.Source{Root: root}, &llb.CopyAction{Src: []string{"/app/sub", "other"}, Dest: "/dst/"})
+	if diff := cmp.Diff([]string{"/app/sub", "/app/sub/x.go", "/other"}, keys(stage)); diff != "" {
+		t.Errorf("stage source (-want +got):\n%s", diff)
+	}
+	elsewhere := sum(t, nil, local.Source{Root: root, Context: true}, &llb.CopyAction{Src: []string{"app/"}, Dest: "/elsewhere/"})
+	if !cmp.Equal(keys(elsewhere), keys(ctx)) || elsewhere.Digest == ctx.Digest {
+		t.Errorf("app copied as a directory: keys %v, digest equal to its contents' %v", keys(elsewhere), elsewhere.Digest == ctx.Digest)
+	}
+}

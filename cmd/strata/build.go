@@ -111,6 +111,9 @@ func runBuild(c *cobra.Command, g *globals, f *buildFlags, contextDir string) (e
 	// before the result or the error. Close's only error is one writing
 	// to stderr, where it could not be reported.
 	_ = r.Close()
+	if res != nil && !f.check && (choice.Mode == progress.ModePlain || choice.Mode == progress.ModeTTY) {
+		printWarnings(c.ErrOrStderr(), res)
+	}
 	if err != nil {
 		return err
 	}

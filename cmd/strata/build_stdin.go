@@ -56,3 +56,27 @@ func printCheck(w io.Writer, res *builder.Result) {
 		fmt.Fprintf(w, "Check complete, %d warnings have been found!\n", n)
 	}
 }
+
+// printWarnings repeats a build's warnings after its progress, where the
+// first print, before the steps ran, may have scrolled away:
+//
+//	2 warnings:
+//	 - JSONArgsRecommended: JSON arguments recommended for CMD ... (Dockerfile:3)
+//	 - build arg VERSOIN was not consumed by any ARG of the stages built (did you mean VERSION?)
+func printWarnings(w io.Writer, res *builder.Result) {
+	n := len(res.Warnings) + len(res.UnusedArgs)
+	switch n {
+	case 0:
+		return
+	case 1:
+		fmt.Fprintln(w, "1 warning:")
+	default:
+		fmt.Fprintf(w, "%d warnings:\n", n)
+	}
+	for _, x := range res.Warnings {
+		fmt.Fprintf(w, " - %s\n", x)
+	}
+	for _, u := range res.UnusedArgs {
+		fmt.Fprintf(w, " - %s\n", u)
+	}
+}

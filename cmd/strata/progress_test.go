@@ -112,6 +112,24 @@ func TestBuildProgressOutput(t *testing.T) {
 	if err == nil || !strings.Contains(out, "1 failed") {
 		t.Errorf("failed build: %v; the summary should count the failure:\n%s", err, out)
 	}
+
+	// The warnings are listed again after the progress's summary, of a
+	// build that failed too; quiet prints them only once.
+	warnings := "2 warnings:\n" +
+		" - JSONArgsRecommended: JSON arguments recommended for CMD to prevent unintended behavior related to OS signals (Dockerfile:4)\n" +
+		" - build arg VERSOIN was not consumed by any ARG of the stages built (did you mean VERSION?)\n"
+	for _, df := range []string{"FROM scratch\nARG VERSION\nCOPY a.txt /a\nCMD echo hi\n", "FROM scratch\nARG VERSION\nCOPY missing.txt /m\nCMD echo hi\n"} {
+		write(df)
+		out, _ = build("--progress=plain", "--build-arg", "VERSOIN=1")
+		sum := strings.Index(out, "strata: 2 steps")
+		if at := strings.Index(out, warnings); sum < 0 || at < sum {
+			t.Errorf("plain: the summary, then the warnings:\n%s", out)
+		}
+		out, _ = build("-q", "--build-arg", "VERSOIN=1")
+		if strings.Contains(out, "2 warnings:") || !strings.Contains(out, "WARNING: build arg VERSOIN") {
+			t.Errorf("-q: the warnings once, as the build starts:\n%s", out)
+		}
+	}
 }
 
 // pull and push have no --progress, but heed BUILDKIT_PROGRESS: a bad

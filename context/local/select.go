@@ -60,6 +60,17 @@ func (e Entry) Dest() string {
 	return path.Join(e.Match.Name, e.Rel)
 }
 
+// SourcePath is where e is read from, as a user names it: its path in the
+// build context ("app/main.go"), or its absolute path in a stage's
+// filesystem ("/app/main.go"). A symlink followed at the match keeps the
+// name it was matched by.
+func (s *Selection) SourcePath(e Entry) string {
+	if s.Source.Context {
+		return path.Join(e.Match.Path, e.Rel)
+	}
+	return path.Join("/", e.Match.Path, e.Rel)
+}
+
 // Select expands the Src paths of a against src. A Src that does not exist
 // (or is hidden by .dockerignore), or a wildcard that matches nothing
 // without AllowEmptyWildcard, is a *NotFoundError. A wildcard, or an

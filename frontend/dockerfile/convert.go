@@ -71,6 +71,8 @@ type Result struct {
 	ConfigExt dockerspec.DockerOCIImageConfigExt
 	// Warnings are the linter's findings, in the order they were made.
 	Warnings []Warning
+	// UnusedArgs are the BuildArgs that no ARG consumed, sorted by name.
+	UnusedArgs []UnusedArg
 }
 
 // DockerImage returns Image and ConfigExt merged into one Docker config.
@@ -110,11 +112,13 @@ type converter struct {
 	warnings   []Warning
 	globalArgs *envList
 	metaArgs   map[string]bool // global ARG names, for the UndefinedArgInFrom rule
-	stages     []*stage        // Dockerfile stages, then images named by --from
-	byName     map[string]*stage
-	resolved   map[string]ResolvedImage
-	ctxVertex  *llb.Vertex
-	noCache    map[string]bool
+	// consumedArgs are the names ARGs of the dispatched stages declared.
+	consumedArgs map[string]bool
+	stages       []*stage // Dockerfile stages, then images named by --from
+	byName       map[string]*stage
+	resolved     map[string]ResolvedImage
+	ctxVertex    *llb.Vertex
+	noCache      map[string]bool
 }
 
 // Convert turns opts.Dockerfile into the graph and config template of the
@@ -127,12 +131,13 @@ func Convert(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 	c := &converter{
-		opts:     opts,
-		lines:    strings.Split(string(opts.Dockerfile), "\n"),
-		platform: normalizePlatform(opts.Platform),
-		byName:   map[string]*stage{},
-		resolved: map[string]ResolvedImage{},
-		noCache:  map[string]bool{},
+		opts:         opts,
+		lines:        strings.Split(string(opts.Dockerfile), "\n"),
+		platform:     normalizePlatform(opts.Platform),
+		byName:       map[string]*stage{},
+		resolved:     map[string]ResolvedImage{},
+		consumedArgs: map[string]bool{},
+		noCache:      map[string]bool{},
 	}
 	for _, n := range opts.NoCacheFilter {
 		c.noCache[strings.ToLower(n)] = true
@@ -251,7 +256,7 @@ func (c *converter) target() (*stage, error) {
 	}
 	s, ok := c.byName[strings.ToLower(c.opts.Target)]
 	if !ok {
-		return nil, fmt.Errorf("target stage %q could not be found", c.opts.Target)
+		return nil, c.targetError()
 	}
 	return s, nil
 }
@@ -307,10 +312,11 @@ func (c *converter) result(t *stage) *Result {
 	out := img.Image
 	out.Config = img.Config.ImageConfig
 	return &Result{
-		Root:      t.root,
-		Image:     out,
-		ConfigExt: img.Config.DockerOCIImageConfigExt,
-		Warnings:  c.warnings,
+		Root:       t.root,
+		Image:      out,
+		ConfigExt:  img.Config.DockerOCIImageConfigExt,
+		Warnings:   c.warnings,
+		UnusedArgs: c.unusedArgs(),
 	}
 }
 

@@ -57,6 +57,7 @@ func (c *converter) newError(err error, loc []parser.Range) error {
 	e := &Error{Location: c.location(loc), Msg: msg, err: err}
 	if e.Location.StartLine > 0 {
 		e.Line = c.sourceLines(e.Location)
+		e.Msg = flagMessage(msg, e.Line)
 	}
 	return e
 }

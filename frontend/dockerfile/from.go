@@ -63,14 +63,14 @@ func (c *converter) resolveBase(ctx context.Context, s *stage) error {
 	}
 	ref := s.st.BaseName
 	if _, err := name.ParseReference(ref); err != nil {
-		return c.errorf(s.st.Location, "failed to parse stage name %q: %v", ref, err)
+		return c.errorf(s.st.Location, "failed to parse stage name %q: %v%s", ref, err, c.stageSuggestion(s, ref))
 	}
 	if c.opts.Resolver == nil {
 		return c.errorf(s.st.Location, "%s: no image resolver configured", ref)
 	}
 	ri, err := c.resolve(ctx, ref, s.platform)
 	if err != nil {
-		return c.newError(fmt.Errorf("%s: %w", ref, err), s.st.Location)
+		return c.newError(fmt.Errorf("%s: %w%s", ref, err, c.stageSuggestion(s, ref)), s.st.Location)
 	}
 	img := dockerspec.DockerOCIImage{Image: ri.Config}
 	img.Config.ImageConfig = ri.Config.Config

@@ -39,6 +39,7 @@ func (c *converter) dispatchArg(s *stage, x *instructions.ArgCommand) error {
 			s.env.set(arg.Key, *arg.Value)
 		}
 		s.buildArgs = append(s.buildArgs, arg)
+		c.consumedArgs[arg.Key] = true
 		str := arg.Key
 		if arg.Value != nil {
 			str += "=" + *arg.Value

@@ -43,7 +43,7 @@ func script() []Event {
 	check := v("[tools 2/2] RUN ./check.sh")
 	slow := v("[5/5] RUN ./slow.sh")
 	started := mk(200, Started)
-	started.Reason = "file main.c changed"
+	started.Reason = "main.c changed"
 	failed := check(1550, Error)
 	failed.Err = `process "/bin/sh -c ./check.sh" did not complete successfully: exit code: 1`
 	return []Event{

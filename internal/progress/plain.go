@@ -15,7 +15,7 @@ import (
 // every line about it starts with "#N":
 //
 //	#3 [build 2/4] RUN make
-//	#3 cache miss: file app/main.go changed
+//	#3 cache miss: app/main.go changed
 //	#3 0.123 cc -o app main.c
 //	#3 DONE 0.4s
 //

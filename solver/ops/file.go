@@ -57,11 +57,12 @@ func (o *fileOp) CacheMap(ctx context.Context) (*solver.CacheMap, error) {
 // checksum sums what the copy actions select from ref. The context is
 // summed through the checksum cache (files keyed by inode, size and times);
 // a committed snapshot never changes, so its sum is computed once and kept
-// by snapshot name.
+// by snapshot name ("copy-sum.v2": the Files of v1 sums were keyed by
+// destination path).
 func (w *Worker) checksum(ctx context.Context, ref *Ref, acts []*llb.CopyAction) (solver.ContentSum, error) {
 	var memo string
 	if ref.Dir == "" && ref.Snapshot != "" {
-		memo = ref.Snapshot + "\x00" + opDigest("copy-sum", acts).String()
+		memo = ref.Snapshot + "\x00" + opDigest("copy-sum.v2", acts).String()
 		if b, err := w.Records.Sum(memo); err != nil {
 			return solver.ContentSum{}, err
 		} else if b != nil {

@@ -49,8 +49,10 @@ func (o *fileOp) reusable(parent string) (files map[string]digest.Digest, ok boo
 	return sum.Files, ok && sum.Files != nil
 }
 
+// reuseKey names the reuse record of this copy over parent ("copy-reuse.v2":
+// the Files of v1 records were keyed by destination path).
 func (o *fileOp) reuseKey(parent string) string {
-	return parent + "\x00copy-reuse\x00" + opDigest("file", o.op).Encoded()
+	return parent + "\x00copy-reuse.v2\x00" + opDigest("file", o.op).Encoded()
 }
 
 // reuse finds the earlier result of this copy over parent and returns how

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"testing"
@@ -33,7 +34,8 @@ func mustSum(t *testing.T, src local.Source, a *llb.CopyAction) contenthash.Sum 
 	return s
 }
 
-// The checksum covers exactly the entries the copy writes.
+// The checksum covers exactly the entries the copy writes, each under the
+// context path it is read from.
 func TestChecksumCoversCopiedFiles(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: copies set owners with chown")
@@ -44,12 +46,24 @@ func TestChecksumCoversCopiedFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	src := local.Source{Root: root, Excludes: []string{"ign", "**/*.log"}, Context: true}
-	for _, a := range []*llb.CopyAction{
-		{Src: []string{"."}, Dest: "/out/", CopyDirContents: true},
-		{Src: []string{"*.txt", "d"}, Dest: "/out/", AllowWildcard: true},
-		{Src: []string{"d/./e/y.txt", "a.txt"}, Dest: "/out/", Parents: true},
-		{Src: []string{"d"}, Dest: "/out/", CopyDirContents: true, Excludes: []string{"e"}},
+	same := func(p string) string { return p }
+	for _, tc := range []struct {
+		a *llb.CopyAction
+		// source is the context path a copied path was read from.
+		source func(dest string) string
+	}{
+		{&llb.CopyAction{Src: []string{"."}, Dest: "/out/", CopyDirContents: true}, same},
+		{&llb.CopyAction{Src: []string{"*.txt", "d"}, Dest: "/out/", AllowWildcard: true}, same},
+		{&llb.CopyAction{Src: []string{"d/./e/y.txt", "a.txt"}, Dest: "/out/", Parents: true}, func(p string) string {
+			if p == "e/y.txt" {
+				return "d/e/y.txt"
+			}
+			return p
+		}},
+		{&llb.CopyAction{Src: []string{"d"}, Dest: "/out/", CopyDirContents: true, Excludes: []string{"e"}},
+			func(p string) string { return path.Join("d", p) }},
 	} {
+		a := tc.a
 		dest := t.TempDir()
 		if err := Copy(context.Background(), src, dest, a); err != nil {
 			t.Fatal(err)
@@ -70,6 +84,9 @@ func TestChecksumCoversCopiedFiles(t *testing.T) {
 		}
 		if !a.CopyDirContents && !a.Parents {
 			copied = copied[1:] // the destination directory itself is not a source entry
+		}
+		for i, p := range copied {
+			copied[i] = tc.source(filepath.ToSlash(p))
 		}
 		sort.Strings(copied)
 		sort.Strings(summed)

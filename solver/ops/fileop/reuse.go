@@ -26,8 +26,8 @@ import (
 //
 // Prev must be the own directory of a committed snapshot made by the same
 // copy action over the same parent snapshot as destRoot, and PrevFiles the
-// entry digests (contenthash.Sum.Files, keyed by local.Entry.Dest) of what
-// that copy read; Files are this copy's. A file is linked only when its
+// entry digests (contenthash.Sum.Files, keyed by the path each entry is read
+// from) of what that copy read; Files are this copy's. A file is linked only when its
 // entry digest is unchanged, nothing is in its way in destRoot, and the
 // earlier file already has exactly the size, owner, mode, mtime and
 // extended attributes this copy would give it: a shared inode is never
@@ -124,8 +124,11 @@ type reuser struct {
 func (c *copier) reuseFile(e local.Entry, host string) (bool, error) {
 	r := c.reuse
 	st := e.Info.Sys().(*syscall.Stat_t)
-	d, ok := r.Files[e.Dest()]
-	if !ok || st.Nlink != 1 || r.PrevFiles[e.Dest()] != d {
+	// The same digest under the same source path: the file read has the
+	// content the earlier copy wrote (the digest also covers where it lands).
+	src := c.sel.SourcePath(e)
+	d, ok := r.Files[src]
+	if !ok || st.Nlink != 1 || r.PrevFiles[src] != d {
 		return false, nil
 	}
 	if _, err := os.Lstat(host); !errors.Is(err, fs.ErrNotExist) {
