@@ -9,6 +9,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/strata-build/strata/cache/images"
+	"github.com/strata-build/strata/internal/errdefs"
 	"github.com/strata-build/strata/store"
 )
 
@@ -174,7 +175,7 @@ func createdOf(list []store.Summary, ref string) (time.Time, error) {
 func matchID(list []store.Summary, ref string) (digest.Digest, error) {
 	hex := strings.TrimPrefix(ref, string(digest.SHA256)+":")
 	if hex == "" || strings.Trim(hex, "0123456789abcdef") != "" {
-		return "", fmt.Errorf("no such image: %s", ref)
+		return "", noSuchImage(ref)
 	}
 	var found digest.Digest
 	for _, img := range list {
@@ -187,7 +188,14 @@ func matchID(list []store.Summary, ref string) (digest.Digest, error) {
 		found = img.ID
 	}
 	if found == "" {
-		return "", fmt.Errorf("no such image: %s", ref)
+		return "", noSuchImage(ref)
 	}
 	return found, nil
 }
+
+// noSuchImage is the error of a lookup that found no image: it is an
+// errdefs.ErrNotFound.
+type noSuchImage string
+
+func (e noSuchImage) Error() string        { return "no such image: " + string(e) }
+func (e noSuchImage) Is(target error) bool { return target == errdefs.ErrNotFound }

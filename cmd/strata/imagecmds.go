@@ -1,11 +1,7 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"strings"
-	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -58,69 +54,6 @@ func newRmi(g *globals) *cobra.Command {
 					fmt.Fprintf(c.OutOrStdout(), "Untagged: %s\n", a)
 				}
 				return nil
-			})
-		},
-	}
-}
-
-func newInspect(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "inspect IMAGE",
-		Short: "Print an image's manifest digest and config as JSON",
-		Args:  exactArgs(1),
-		RunE: func(c *cobra.Command, args []string) error {
-			return withStore(c, g, func(st *store.Store) error {
-				res, err := st.Resolve(c.Context(), args[0], defaultPlatform())
-				if err != nil {
-					return err
-				}
-				var cfg map[string]any
-				if err := json.Unmarshal(res.ConfigBytes, &cfg); err != nil {
-					return err
-				}
-				out := map[string]any{
-					"Name":     images.Familiar(res.Name),
-					"Digest":   res.ManifestDesc.Digest,
-					"ConfigID": res.Manifest.Config.Digest,
-					"Config":   cfg,
-				}
-				b, err := json.MarshalIndent(out, "", "  ")
-				if err != nil {
-					return err
-				}
-				_, err = fmt.Fprintln(c.OutOrStdout(), string(b))
-				return err
-			})
-		},
-	}
-}
-
-func newHistory(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "history IMAGE",
-		Short: "Show the history of an image",
-		Args:  exactArgs(1),
-		RunE: func(c *cobra.Command, args []string) error {
-			return withStore(c, g, func(st *store.Store) error {
-				hist, err := st.History(c.Context(), args[0], defaultPlatform())
-				if err != nil {
-					return err
-				}
-				tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 3, ' ', 0)
-				fmt.Fprintln(tw, "CREATED\tCREATED BY\tSIZE\tCOMMENT")
-				for i := len(hist) - 1; i >= 0; i-- {
-					h := hist[i]
-					created := ""
-					if h.Created != nil {
-						created = h.Created.Format(time.RFC3339)
-					}
-					by := strings.ReplaceAll(h.CreatedBy, "\n", " ")
-					if len(by) > 60 {
-						by = by[:57] + "..."
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", created, by, humanSize(h.Size), h.Comment)
-				}
-				return tw.Flush()
 			})
 		},
 	}
