@@ -46,9 +46,11 @@ func newRoot() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "strata",
 		Short:         "Build OCI images from Dockerfiles, with no daemon",
+		Version:       currentVersion().short(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetVersionTemplate("strata version {{.Version}}\n")
 	root.PersistentFlags().StringVar(&g.root, "root", store.DefaultRoot(), "store root (env STRATA_ROOT)")
 	root.PersistentFlags().StringVar(&g.config, "config", "", "registry configuration file (default: "+hosts.DefaultConfigPath()+"; env "+hosts.ConfigEnv+")")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
