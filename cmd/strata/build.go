@@ -40,6 +40,12 @@ func newBuild(g *globals) *cobra.Command {
 		Use:   "build [OPTIONS] CONTEXT",
 		Short: "Build an image from a Dockerfile",
 		Args:  exactArgs(1),
+		ValidArgsFunction: func(c *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			if len(args) > 0 {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			return nil, cobra.ShellCompDirectiveFilterDirs // the context
+		},
 		RunE: func(c *cobra.Command, args []string) error {
 			return runBuild(c, g, f, args[0])
 		},
@@ -69,6 +75,16 @@ func newBuild(g *globals) *cobra.Command {
 	fl.StringArrayVar(&f.addHosts, "add-host", nil, "add a host to /etc/hosts in RUN steps (HOST:IP)")
 	fl.StringArrayVar(&f.allow, "allow", nil, "allow an entitlement: security.insecure")
 	fl.StringVar(&f.runtime, "runtime", "sandbox", "what runs RUN steps: sandbox (built in) or runc")
+	_ = c.RegisterFlagCompletionFunc("target", completeStages(f))
+	_ = c.RegisterFlagCompletionFunc("no-cache-filter", completeStages(f))
+	for flag, values := range map[string][]cobra.Completion{
+		"progress": {"auto", "tty", "plain", "rawjson", "quiet"},
+		"network":  {"default", "none", "host"},
+		"runtime":  {"sandbox", "runc"},
+		"allow":    {"security.insecure", "network.host"},
+	} {
+		_ = c.RegisterFlagCompletionFunc(flag, cobra.FixedCompletions(values, cobra.ShellCompDirectiveNoFileComp))
+	}
 	return c
 }
 

@@ -12,9 +12,10 @@ import (
 func newExport(g *globals) *cobra.Command {
 	var out string
 	c := &cobra.Command{
-		Use:   "export [-o FILE] IMAGE",
-		Short: "Write an image's filesystem as one tar (stdout by default)",
-		Args:  exactArgs(1),
+		Use:               "export [-o FILE] IMAGE",
+		Short:             "Write an image's filesystem as one tar (stdout by default)",
+		Args:              exactArgs(1),
+		ValidArgsFunction: completeImages(g, 1),
 		RunE: func(c *cobra.Command, args []string) error {
 			e := exporter.RootfsTar{Path: out}
 			if out == "" || out == "-" {

@@ -86,7 +86,8 @@ IMAGE is a name or an image ID (or a prefix of one). --format takes a Go
 template over the fields .ID, .CreatedSince, .CreatedAt, .CreatedBy, .Size
 and .Comment, with docker's functions; "table TEMPLATE" adds a header and
 aligns the columns, "json" prints each step as JSON.`,
-		Args: exactArgs(1),
+		Args:              exactArgs(1),
+		ValidArgsFunction: completeImages(g, 1),
 		RunE: func(c *cobra.Command, args []string) error {
 			p, err := pullPlatform(f.platform)
 			if err != nil {

@@ -26,9 +26,10 @@ func withStore(c *cobra.Command, g *globals, fn func(*store.Store) error) (err e
 
 func newTag(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "tag SOURCE TARGET",
-		Short: "Give a stored image another name",
-		Args:  exactArgs(2),
+		Use:               "tag SOURCE TARGET",
+		Short:             "Give a stored image another name",
+		Args:              exactArgs(2),
+		ValidArgsFunction: completeImages(g, 1),
 		RunE: func(c *cobra.Command, args []string) error {
 			if _, err := images.Normalize(args[1]); err != nil {
 				return usagef("tag %s: %v", args[1], err)
@@ -42,9 +43,10 @@ func newTag(g *globals) *cobra.Command {
 
 func newRmi(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "rmi IMAGE...",
-		Short: "Remove image names from the store (prune reclaims the space)",
-		Args:  minArgs(1),
+		Use:               "rmi IMAGE...",
+		Short:             "Remove image names from the store (prune reclaims the space)",
+		Args:              minArgs(1),
+		ValidArgsFunction: completeImages(g, 0),
 		RunE: func(c *cobra.Command, args []string) error {
 			return withStore(c, g, func(st *store.Store) error {
 				for _, a := range args {

@@ -70,7 +70,8 @@ their values, different keys must all match, label filters all match):
 .Digest, .CreatedAt, .CreatedSince and .Size, with docker's functions
 ({{json .}}, join, lower, upper, pad, truncate...); "table TEMPLATE" adds
 a header and aligns the columns, "json" prints each image as JSON.`,
-		Args: rangeArgs(0, 1),
+		Args:              rangeArgs(0, 1),
+		ValidArgsFunction: completeImages(g, 1),
 		RunE: func(c *cobra.Command, args []string) error {
 			filters := f.filters
 			if len(args) == 1 {
@@ -100,6 +101,7 @@ a header and aligns the columns, "json" prints each image as JSON.`,
 	c.Flags().BoolVar(&f.digests, "digests", false, "show the manifest digests")
 	c.Flags().StringVar(&f.format, "format", "", `format the output with a Go template ("table TEMPLATE" for columns, "json" for JSON lines)`)
 	c.Flags().StringArrayVarP(&f.filters, "filter", "f", nil, "show only the images that match: dangling=true|false, reference=PATTERN, before=IMAGE, since=IMAGE, label=KEY[=VALUE]")
+	_ = c.RegisterFlagCompletionFunc("filter", completeImageFilter(g))
 	return c
 }
 
@@ -263,9 +265,10 @@ func loadArchive(c *cobra.Command, st *store.Store, r io.Reader, name string) er
 
 func newImport(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "import ROOTFS.tar|- NAME",
-		Short: "Make a one-layer image from a filesystem tarball",
-		Args:  exactArgs(2),
+		Use:               "import ROOTFS.tar|- NAME",
+		Short:             "Make a one-layer image from a filesystem tarball",
+		Args:              exactArgs(2),
+		ValidArgsFunction: completeFilesThenNone(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			if _, err := images.Normalize(args[1]); err != nil {
 				return usagef("import %s: %v", args[1], err)
@@ -285,9 +288,10 @@ func newImport(g *globals) *cobra.Command {
 func newSave(g *globals) *cobra.Command {
 	var out string
 	c := &cobra.Command{
-		Use:   "save [-o FILE] IMAGE...",
-		Short: "Write images to a docker archive (stdout by default)",
-		Args:  minArgs(1),
+		Use:               "save [-o FILE] IMAGE...",
+		Short:             "Write images to a docker archive (stdout by default)",
+		Args:              minArgs(1),
+		ValidArgsFunction: completeImages(g, 0),
 		RunE: func(c *cobra.Command, args []string) error {
 			return withStore(c, g, func(st *store.Store) error {
 				if out == "" || out == "-" {

@@ -267,7 +267,8 @@ history) and, for images of docker's classic builder, .Container and
 IMAGE is a name or an image ID (or a prefix of one). --format executes a
 Go template for each image, with docker's functions ({{json .Config}},
 join, lower, upper...); "json" is the default output.`,
-		Args: minArgs(1),
+		Args:              minArgs(1),
+		ValidArgsFunction: completeImages(g, 0),
 		RunE: func(c *cobra.Command, args []string) error {
 			p, err := pullPlatform(platform)
 			if err != nil {

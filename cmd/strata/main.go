@@ -38,7 +38,15 @@ func (g *globals) registry() (registry.Options, error) {
 }
 
 func (g *globals) open(ctx context.Context) (*store.Store, error) {
-	return store.Open(ctx, g.root)
+	return store.Open(ctx, g.rootDir())
+}
+
+// rootDir is the store root: --root, else store.DefaultRoot.
+func (g *globals) rootDir() string {
+	if g.root != "" {
+		return g.root
+	}
+	return store.DefaultRoot()
 }
 
 func newRoot() *cobra.Command {
@@ -54,7 +62,8 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.root, "root", store.DefaultRoot(), "store root (env STRATA_ROOT)")
 	root.PersistentFlags().StringVar(&g.config, "config", "", "registry configuration file (default: "+hosts.DefaultConfigPath()+"; env "+hosts.ConfigEnv+")")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newBuild(g), newImages(g), newLoad(g), newImport(g), newSave(g), newVersion(), newDu(g), newPrune(g), newTag(g), newRmi(g), newInspect(g), newHistory(g), newPull(g), newExport(g), newPush(g), newLogin(g), newLogout(g))
+	root.CompletionOptions.DisableDefaultCmd = true // newCompletion's, with help on installing it
+	root.AddCommand(newBuild(g), newImages(g), newLoad(g), newImport(g), newSave(g), newVersion(), newDu(g), newPrune(g), newTag(g), newRmi(g), newInspect(g), newHistory(g), newPull(g), newExport(g), newPush(g), newLogin(g), newLogout(g), newCompletion())
 	return root
 }
 

@@ -14,9 +14,10 @@ import (
 
 func newDu(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "du",
-		Short: "Show the disk usage of the build cache",
-		Args:  exactArgs(0),
+		Use:               "du",
+		Short:             "Show the disk usage of the build cache",
+		Args:              exactArgs(0),
+		ValidArgsFunction: completeNoFiles,
 		RunE: func(c *cobra.Command, args []string) error {
 			return withStore(c, g, func(st *store.Store) error {
 				list, err := st.DiskUsage(c.Context())
@@ -47,9 +48,10 @@ func newPrune(g *globals) *cobra.Command {
 	var keep string
 	var filters []string
 	c := &cobra.Command{
-		Use:   "prune [--all] [--keep-storage SIZE] [--filter until=DURATION]",
-		Short: "Remove build cache (never what a tagged image or a running build uses)",
-		Args:  exactArgs(0),
+		Use:               "prune [--all] [--keep-storage SIZE] [--filter until=DURATION]",
+		Short:             "Remove build cache (never what a tagged image or a running build uses)",
+		Args:              exactArgs(0),
+		ValidArgsFunction: completeNoFiles,
 		RunE: func(c *cobra.Command, args []string) error {
 			opts := store.PruneOptions{All: all}
 			if keep != "" {

@@ -16,9 +16,10 @@ func newPull(g *globals) *cobra.Command {
 	var platform string
 	var quiet bool
 	c := &cobra.Command{
-		Use:   "pull [OPTIONS] NAME[:TAG|@DIGEST]",
-		Short: "Download an image from a registry into the store",
-		Args:  exactArgs(1),
+		Use:               "pull [OPTIONS] NAME[:TAG|@DIGEST]",
+		Short:             "Download an image from a registry into the store",
+		Args:              exactArgs(1),
+		ValidArgsFunction: completeImages(g, 1), // a stored name, to pull it again
 		RunE: func(c *cobra.Command, args []string) error {
 			p, err := pullPlatform(platform)
 			if err != nil {

@@ -27,9 +27,10 @@ func registryOptions(path string) (registry.Options, error) {
 func newPush(g *globals) *cobra.Command {
 	var quiet bool
 	c := &cobra.Command{
-		Use:   "push [OPTIONS] NAME[:TAG]",
-		Short: "Send a stored image to its registry",
-		Args:  exactArgs(1),
+		Use:               "push [OPTIONS] NAME[:TAG]",
+		Short:             "Send a stored image to its registry",
+		Args:              exactArgs(1),
+		ValidArgsFunction: completeImages(g, 1),
 		RunE: func(c *cobra.Command, args []string) error {
 			if _, err := images.Normalize(args[0]); err != nil {
 				return usagef("push: %v", err)
@@ -78,9 +79,10 @@ func newLogin(g *globals) *cobra.Command {
 	var user, password string
 	var passwordStdin bool
 	c := &cobra.Command{
-		Use:   "login [-u USER] [-p PASSWORD | --password-stdin] [SERVER]",
-		Short: "Log in to a registry (credentials go where docker login puts them)",
-		Args:  rangeArgs(0, 1),
+		Use:               "login [-u USER] [-p PASSWORD | --password-stdin] [SERVER]",
+		Short:             "Log in to a registry (credentials go where docker login puts them)",
+		Args:              rangeArgs(0, 1),
+		ValidArgsFunction: completeNoFiles,
 		RunE: func(c *cobra.Command, args []string) error {
 			host := "docker.io"
 			if len(args) == 1 {
@@ -131,9 +133,10 @@ func readLine(r *bufio.Reader) string {
 
 func newLogout(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "logout [SERVER]",
-		Short: "Remove a registry's credentials",
-		Args:  rangeArgs(0, 1),
+		Use:               "logout [SERVER]",
+		Short:             "Remove a registry's credentials",
+		Args:              rangeArgs(0, 1),
+		ValidArgsFunction: completeNoFiles,
 		RunE: func(c *cobra.Command, args []string) error {
 			host := "docker.io"
 			if len(args) == 1 {

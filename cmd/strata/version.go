@@ -76,7 +76,8 @@ built it and the platform it runs on.
 
 --format takes a Go template over the fields .Version, .Commit, .Modified,
 .GoVersion, .Os and .Arch; "json" prints them as JSON.`,
-		Args: exactArgs(0),
+		Args:              exactArgs(0),
+		ValidArgsFunction: completeNoFiles,
 		RunE: func(c *cobra.Command, args []string) error {
 			v := currentVersion()
 			if format != "" {
