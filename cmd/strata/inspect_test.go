@@ -359,3 +359,44 @@ func cmpOrDefault(s, def string) string {
 	}
 	return s
 }
+
+// tag and rmi take image IDs as docker's do: rmi of an ID with several
+// names needs --force.
+func TestTagAndRmiByID(t *testing.T) {
+	root := testStore(t, ocispec.ImageConfig{}, "busybox")
+	out, err := run(t, "--root", root, "inspect", "--format", "{{.Id}}", "busybox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := strings.TrimPrefix(strings.TrimSpace(out), "sha256:")[:12]
+	if _, err := run(t, "--root", root, "tag", id, "app:1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run(t, "--root", root, "tag", "ffffff", "app:2"); err == nil || !strings.Contains(err.Error(), "no such image: ffffff") {
+		t.Errorf("tag of a missing ID: %v", err)
+	}
+	if _, err := run(t, "--root", root, "rmi", id); err == nil || !strings.Contains(err.Error(), "has 2 names (app:1, busybox:latest): remove them by name, or all with --force") {
+		t.Errorf("rmi of an ID with two names: %v", err)
+	}
+	if out, err := run(t, "--root", root, "rmi", "app:1", "sha256:"+id); err != nil || out != "Untagged: app:1\nUntagged: busybox:latest\n" {
+		t.Errorf("rmi by name, then by the ID of one name: %q, %v", out, err)
+	}
+	if out, _ := run(t, "--root", root, "images", "-q"); out != "" {
+		t.Errorf("images left: %q", out)
+	}
+	root = testStore(t, ocispec.ImageConfig{}, "a", "b")
+	out, err = run(t, "--root", root, "images", "-q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := strings.Fields(out)
+	if len(ids) != 2 {
+		t.Fatalf("images -q: %q", out)
+	}
+	if out, err := run(t, "--root", root, "rmi", "--force", ids[0], ids[1]); err != nil || out != "Untagged: a:latest\nUntagged: b:latest\n" {
+		t.Errorf("rmi --force of the IDs: %q, %v", out, err)
+	}
+	if _, err := run(t, "--root", root, "rmi", "a"); err == nil || err.Error() != "rmi: no such image: a" {
+		t.Errorf("rmi of a removed name: %v", err)
+	}
+}
