@@ -23,15 +23,13 @@ flags, the names of stored images for the commands that take one (from
 the store of --root or STRATA_ROOT), and the stages of the Dockerfile for
 build --target.
 
-bash needs the bash-completion package. To load the completions in the
-current shell:
+bash needs the bash-completion package.`,
+		Example: `  # the completions in the current shell
+  source <(strata completion bash)
+  source <(strata completion zsh)
+  strata completion fish | source
 
-  source <(strata completion bash)        # bash
-  source <(strata completion zsh)         # zsh
-  strata completion fish | source         # fish
-
-and for every new shell, write the script where the shell looks:
-
+  # in every new shell: the script where the shell looks for it
   strata completion bash > /etc/bash_completion.d/strata
   strata completion zsh > "${fpath[1]}/_strata"
   strata completion fish > ~/.config/fish/completions/strata.fish`,

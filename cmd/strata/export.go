@@ -12,8 +12,10 @@ import (
 func newExport(g *globals) *cobra.Command {
 	var out string
 	c := &cobra.Command{
-		Use:               "export [-o FILE] IMAGE",
-		Short:             "Write an image's filesystem as one tar (stdout by default)",
+		Use:   "export [-o FILE] IMAGE",
+		Short: "Write an image's filesystem as one tar (stdout by default)",
+		Example: `  strata export -o rootfs.tar app:1
+  strata export app:1 | tar -t`,
 		Args:              exactArgs(1),
 		ValidArgsFunction: completeImages(g, 1),
 		RunE: func(c *cobra.Command, args []string) error {

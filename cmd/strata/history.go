@@ -78,6 +78,10 @@ func newHistory(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "history [OPTIONS] IMAGE",
 		Short: "Show the history of an image",
+		Example: `  strata history app:1
+  strata history --no-trunc app:1
+  strata history --format '{{.CreatedBy}}' app:1
+  strata history -H=false --format 'table {{.Size}}\t{{.CreatedBy}}' app:1`,
 		Long: `Show the steps that made an image, newest first, as docker history does:
 IMAGE (the image ID on the newest step), CREATED, CREATED BY, SIZE (of
 the layer the step made, as stored) and COMMENT.

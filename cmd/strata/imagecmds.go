@@ -31,8 +31,11 @@ func withStore(c *cobra.Command, g *globals, fn func(*store.Store) error) (err e
 
 func newTag(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:               "tag SOURCE TARGET",
-		Short:             "Give a stored image another name",
+		Use:   "tag SOURCE TARGET",
+		Short: "Give a stored image another name",
+		Example: `  strata tag app:1 registry.example.com/team/app:1
+  strata tag busybox busybox:stable
+  strata tag $(strata images -q busybox:latest) busybox:pinned`,
 		Long:              "Give a stored image another name. SOURCE is a name or an image ID (or a prefix of one).",
 		Args:              exactArgs(2),
 		ValidArgsFunction: completeImages(g, 1),
@@ -57,6 +60,13 @@ func newRmi(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "rmi [OPTIONS] IMAGE...",
 		Short: "Remove image names from the store (prune reclaims the space)",
+		Example: `  strata rmi app:1 app:2
+
+  # the images without a tag, by ID
+  strata rmi $(strata images -q --filter dangling=true)
+
+  # every name of one image
+  strata rmi --force 9a7388d5a89d`,
 		Long: `Remove image names from the store; the content stays until strata prune
 finds nothing else uses it.
 

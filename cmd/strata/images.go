@@ -51,13 +51,29 @@ func newImages(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "images [OPTIONS] [REPOSITORY[:TAG]]",
 		Short: "List the images in the store",
+		Example: `  strata images
+  strata images busybox
+
+  # glob over the names; IDs of the images without a tag
+  strata images --filter reference='*/app:1.*'
+  strata images -q --filter dangling=true
+
+  # by label; by creation, relative to other images
+  strata images --filter label=org.opencontainers.image.source
+  strata images --filter since=busybox:1.36 --filter before=app:2
+
+  # the manifest digests; other columns; JSON lines
+  strata images --digests
+  strata images --format 'table {{.ID}}\t{{.Repository}}\t{{.Tag}}\t{{.Size}}'
+  strata images --format '{{.Repository}}:{{.Tag}}'
+  strata images --format json`,
 		Long: `List the images in the store, one line per name, as docker images does.
 
 A REPOSITORY[:TAG] argument lists only the names it matches, like
 --filter reference=REPOSITORY[:TAG].
 
-Filters (--filter KEY=VALUE, repeatable; filters of one key match any of
-their values, different keys must all match, label filters all match):
+Filters (--filter KEY=VALUE, repeatable: a name is listed when it matches
+one of the reference filters, if any, and every other filter):
   dangling=true|false   only names without a tag (digest-only), or only tagged ones
   reference=PATTERN     names whose familiar form matches a glob
                         (busy*, */app:1.*), with or without the tag
@@ -229,6 +245,10 @@ func newLoad(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "load [-i] FILE|-",
 		Short: "Load images from a docker or OCI archive (plain or gzip)",
+		Example: `  strata load image.tar
+  strata load -i image.oci.tar.gz
+  strata load - < image.tar
+  docker save busybox | strata load -`,
 		Args: func(c *cobra.Command, args []string) error {
 			if input != "" {
 				return exactArgs(0)(c, args)
@@ -265,8 +285,10 @@ func loadArchive(c *cobra.Command, st *store.Store, r io.Reader, name string) er
 
 func newImport(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:               "import ROOTFS.tar|- NAME",
-		Short:             "Make a one-layer image from a filesystem tarball",
+		Use:   "import ROOTFS.tar|- NAME",
+		Short: "Make a one-layer image from a filesystem tarball",
+		Example: `  strata import rootfs.tar busybox
+  tar -C rootfs -c . | strata import - mybase:1`,
 		Args:              exactArgs(2),
 		ValidArgsFunction: completeFilesThenNone(1),
 		RunE: func(c *cobra.Command, args []string) error {
@@ -288,8 +310,10 @@ func newImport(g *globals) *cobra.Command {
 func newSave(g *globals) *cobra.Command {
 	var out string
 	c := &cobra.Command{
-		Use:               "save [-o FILE] IMAGE...",
-		Short:             "Write images to a docker archive (stdout by default)",
+		Use:   "save [-o FILE] IMAGE...",
+		Short: "Write images to a docker archive (stdout by default)",
+		Example: `  strata save -o app.tar app:1 app:2
+  strata save busybox | gzip > busybox.tar.gz`,
 		Args:              minArgs(1),
 		ValidArgsFunction: completeImages(g, 0),
 		RunE: func(c *cobra.Command, args []string) error {

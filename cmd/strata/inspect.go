@@ -253,6 +253,12 @@ func newInspect(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "inspect [OPTIONS] IMAGE...",
 		Short: "Show images' details as JSON, in docker image inspect's shape",
+		Example: `  strata inspect busybox
+  strata inspect --format '{{.Id}}' app:1
+  strata inspect --format '{{json .Config.Env}}' app:1
+  strata inspect --format '{{.Os}}/{{.Architecture}} {{.Size}}' app:1 busybox
+  strata inspect app:1 | jq -r '.[0].RootFS.Layers[]'
+  strata inspect --platform linux/arm64 alpine`,
 		Long: `Show the details of images as a JSON array, in the shape docker image
 inspect prints, so the same jq paths and templates read it: .Id (the
 config's digest, the image ID), .RepoTags, .RepoDigests, .Created,

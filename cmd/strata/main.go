@@ -52,8 +52,17 @@ func (g *globals) rootDir() string {
 func newRoot() *cobra.Command {
 	g := &globals{}
 	root := &cobra.Command{
-		Use:           "strata",
-		Short:         "Build OCI images from Dockerfiles, with no daemon",
+		Use:   "strata",
+		Short: "Build OCI images from Dockerfiles, with no daemon",
+		Example: `  # build ./Dockerfile into the store as app:1, and list the store
+  strata build -t app:1 .
+  strata images
+
+  # the same in a store of its own
+  strata --root /tmp/store build -t app:1 .
+
+  # shell completion for bash
+  source <(strata completion bash)`,
 		Version:       currentVersion().short(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -64,6 +73,9 @@ func newRoot() *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.CompletionOptions.DisableDefaultCmd = true // newCompletion's, with help on installing it
 	root.AddCommand(newBuild(g), newImages(g), newLoad(g), newImport(g), newSave(g), newVersion(), newDu(g), newPrune(g), newTag(g), newRmi(g), newInspect(g), newHistory(g), newPull(g), newExport(g), newPush(g), newLogin(g), newLogout(g), newCompletion())
+	for _, c := range root.Commands() {
+		c.DisableFlagsInUseLine = true // each Use shows its options
+	}
 	return root
 }
 

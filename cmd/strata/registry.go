@@ -27,8 +27,13 @@ func registryOptions(path string) (registry.Options, error) {
 func newPush(g *globals) *cobra.Command {
 	var quiet bool
 	c := &cobra.Command{
-		Use:               "push [OPTIONS] NAME[:TAG]",
-		Short:             "Send a stored image to its registry",
+		Use:   "push [OPTIONS] NAME[:TAG]",
+		Short: "Send a stored image to its registry",
+		Example: `  strata push registry.example.com/team/app:1
+
+  # a local image pushed under a registry's name
+  strata tag app:1 127.0.0.1:5000/app:1
+  strata push -q 127.0.0.1:5000/app:1`,
 		Args:              exactArgs(1),
 		ValidArgsFunction: completeImages(g, 1),
 		RunE: func(c *cobra.Command, args []string) error {
@@ -79,8 +84,13 @@ func newLogin(g *globals) *cobra.Command {
 	var user, password string
 	var passwordStdin bool
 	c := &cobra.Command{
-		Use:               "login [-u USER] [-p PASSWORD | --password-stdin] [SERVER]",
-		Short:             "Log in to a registry (credentials go where docker login puts them)",
+		Use:   "login [-u USER] [-p PASSWORD | --password-stdin] [SERVER]",
+		Short: "Log in to a registry (credentials go where docker login puts them)",
+		Example: `  # asks for the user name and the password
+  strata login registry.example.com
+
+  # in CI
+  echo "$REGISTRY_TOKEN" | strata login -u ci --password-stdin registry.example.com`,
 		Args:              rangeArgs(0, 1),
 		ValidArgsFunction: completeNoFiles,
 		RunE: func(c *cobra.Command, args []string) error {
@@ -133,8 +143,10 @@ func readLine(r *bufio.Reader) string {
 
 func newLogout(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:               "logout [SERVER]",
-		Short:             "Remove a registry's credentials",
+		Use:   "logout [SERVER]",
+		Short: "Remove a registry's credentials",
+		Example: `  strata logout registry.example.com
+  strata logout`,
 		Args:              rangeArgs(0, 1),
 		ValidArgsFunction: completeNoFiles,
 		RunE: func(c *cobra.Command, args []string) error {

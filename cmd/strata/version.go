@@ -70,6 +70,9 @@ func newVersion() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "version [OPTIONS]",
 		Short: "Show the version, commit and Go version strata was built with",
+		Example: `  strata version
+  strata version --format '{{.Commit}}'
+  strata --version`,
 		Long: `Show strata's version, the VCS commit it was built from (with
 "(modified)" when the tree had uncommitted changes), the Go version that
 built it and the platform it runs on.
