@@ -68,8 +68,10 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.SetVersionTemplate("strata version {{.Version}}\n")
-	root.PersistentFlags().StringVar(&g.root, "root", store.DefaultRoot(), "store root (env STRATA_ROOT)")
-	root.PersistentFlags().StringVar(&g.config, "config", "", "registry configuration file (default: "+hosts.DefaultConfigPath()+"; env "+hosts.ConfigEnv+")")
+	// The defaults are described, not computed: the help reads the same
+	// for every user, and so does the command reference made from it.
+	root.PersistentFlags().StringVar(&g.root, "root", "", "store root (default: $STRATA_ROOT, else /var/lib/strata as root, else $XDG_DATA_HOME/strata)")
+	root.PersistentFlags().StringVar(&g.config, "config", "", "registry configuration file (default: $"+hosts.ConfigEnv+", else /etc/strata/strata.toml as root, else $XDG_CONFIG_HOME/strata/strata.toml)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.CompletionOptions.DisableDefaultCmd = true // newCompletion's, with help on installing it
 	root.AddCommand(newBuild(g), newImages(g), newLoad(g), newImport(g), newSave(g), newVersion(), newDu(g), newPrune(g), newTag(g), newRmi(g), newInspect(g), newHistory(g), newPull(g), newExport(g), newPush(g), newLogin(g), newLogout(g), newCompletion())
