@@ -4,7 +4,7 @@ BIN     := bin/strata
 OUT     := out
 STORE   := $(OUT)/store
 
-.PHONY: build test demo lint bench clean
+.PHONY: build test demo lint bench docs clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/strata
@@ -22,6 +22,11 @@ demo: build
 		scripts/busybox-rootfs.sh $(OUT)/busybox.tar && \
 		$(BIN) --root $(STORE) import $(OUT)/busybox.tar busybox; }
 	$(BIN) --root $(STORE) build -t hello -o type=oci,dest=$(OUT)/hello.oci.tar examples/hello
+
+# docs/reference.md, the command reference, from the commands (their
+# --help); a test fails while the committed one is out of date.
+docs:
+	$(GO) test -count=1 -run '^TestReferenceDocs$$' ./cmd/strata -update-docs
 
 lint:
 	$(GO) vet ./...

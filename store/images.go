@@ -2,8 +2,11 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
@@ -11,6 +14,7 @@ import (
 
 	"github.com/strata-build/strata/cache"
 	"github.com/strata-build/strata/cache/images"
+	"github.com/strata-build/strata/cache/metadata"
 	"github.com/strata-build/strata/exporter"
 	"github.com/strata-build/strata/internal/atomicfile"
 	"github.com/strata-build/strata/registry"
@@ -28,6 +32,8 @@ type Summary struct {
 	// ID is the image ID, the config's digest, for the requested platform
 	// ("" when the store does not hold it).
 	ID digest.Digest
+	// Labels are the config's labels for the requested platform.
+	Labels map[string]string
 }
 
 // Image looks up one name (a name as the user typed it, normalized here).
@@ -51,6 +57,7 @@ func (s *Store) Images(ctx context.Context, platform ocispec.Platform) ([]Summar
 		sum := Summary{Image: img, Size: -1}
 		if res, err := images.Resolve(ctx, s.content, img.Target, platform); err == nil {
 			sum.ID = res.Manifest.Config.Digest
+			sum.Labels = res.Config.Config.Labels
 			sum.Size = res.Manifest.Config.Size
 			for _, l := range res.Manifest.Layers {
 				sum.Size += l.Size
@@ -59,6 +66,34 @@ func (s *Store) Images(ctx context.Context, platform ocispec.Platform) ([]Summar
 		out = append(out, sum)
 	}
 	return out, nil
+}
+
+// Names lists the image names stored under root, sorted, without opening
+// the store: nothing is created, locked beyond one read of the metadata or
+// swept, and a root that holds no store has no names. It is for shell
+// completion, which runs on a key press and must not wait or write.
+func Names(ctx context.Context, root string) ([]string, error) {
+	path := filepath.Join(root, metadataFile)
+	fi, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) || (err == nil && fi.Size() == 0) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	db, err := metadata.Open(path) // an existing, non-empty file is not written
+	if err != nil {
+		return nil, err
+	}
+	list, err := images.NewStore(db).List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(list))
+	for i, img := range list {
+		names[i] = img.Name
+	}
+	return names, nil
 }
 
 // Tag gives the image named src the name dst as well.

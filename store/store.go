@@ -44,6 +44,9 @@ import (
 	"github.com/strata-build/strata/registry"
 )
 
+// metadataFile is the metadata DB under the root.
+const metadataFile = "metadata.db"
+
 // Store is an open store root.
 type Store struct {
 	root        string
@@ -139,7 +142,7 @@ func (s *Store) open(ctx context.Context) error {
 	if err := s.lockShared(ctx); err != nil {
 		return err
 	}
-	if s.db, err = metadata.Open(filepath.Join(s.root, "metadata.db")); err != nil {
+	if s.db, err = metadata.Open(filepath.Join(s.root, metadataFile)); err != nil {
 		return err
 	}
 	if s.content, err = content.Open(filepath.Join(s.root, "content")); err != nil {

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 
@@ -145,5 +147,42 @@ func TestCloseReleasesTheProcessDir(t *testing.T) {
 	}
 	if err := st.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
+	}
+}
+
+// Names reads the names of a store another process has open, and finds
+// none, creating nothing, where there is no store.
+func TestNames(t *testing.T) {
+	ctx := context.Background()
+	missing := filepath.Join(t.TempDir(), "none")
+	if names, err := store.Names(ctx, missing); err != nil || names != nil {
+		t.Errorf("names of a missing root: %q, %v", names, err)
+	}
+	if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Names created the root: %v", err)
+	}
+	root := t.TempDir()
+	st := open(t, root)
+	labels := map[string]string{"team": "build"}
+	for _, n := range []string{"b", "a:1"} {
+		if _, err := st.Import(ctx, bytes.NewReader(testutil.BusyboxRootfs(t)), store.ImportOptions{Name: n, Changes: ocispec.ImageConfig{Labels: labels}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	names, err := store.Names(ctx, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"docker.io/library/a:1", "docker.io/library/b:latest"}; !slices.Equal(names, want) {
+		t.Errorf("names %q, want %q", names, want)
+	}
+	list, err := st.Images(ctx, here)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, img := range list {
+		if !maps.Equal(img.Labels, labels) {
+			t.Errorf("%s: labels %v, want %v", img.Name, img.Labels, labels)
+		}
 	}
 }

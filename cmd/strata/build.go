@@ -39,7 +39,39 @@ func newBuild(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "build [OPTIONS] CONTEXT",
 		Short: "Build an image from a Dockerfile",
-		Args:  exactArgs(1),
+		Example: `  # build ./Dockerfile into the store, named app:1 and app:latest
+  strata build -t app:1 -t app:latest .
+
+  # another Dockerfile, one of its stages, a build argument
+  strata build -f Dockerfile.prod --target app --build-arg VERSION=2 -t app:2 .
+
+  # write an OCI archive and a docker archive instead of storing the image
+  strata build -o type=oci,dest=app.oci.tar -o type=docker,dest=app.docker.tar .
+
+  # the built filesystem into ./out
+  strata build -o ./out .
+
+  # build and push, with a build cache kept in the registry
+  strata build --push -t registry.example.com/app:1 \
+    --cache-from type=registry,ref=registry.example.com/app:cache \
+    --cache-to type=registry,ref=registry.example.com/app:cache,mode=max .
+
+  # a Dockerfile on stdin, with an empty context
+  strata build -t hello - < Dockerfile
+
+  # a secret file and the SSH agent for RUN --mount=type=secret|ssh
+  strata build --secret id=npmrc,src=$HOME/.npmrc --ssh default -t app .
+
+  # print only the image ID; only lint the Dockerfile
+  strata build -q .
+  strata build --check .`,
+		Args: exactArgs(1),
+		ValidArgsFunction: func(c *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			if len(args) > 0 {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			return nil, cobra.ShellCompDirectiveFilterDirs // the context
+		},
 		RunE: func(c *cobra.Command, args []string) error {
 			return runBuild(c, g, f, args[0])
 		},
@@ -69,6 +101,16 @@ func newBuild(g *globals) *cobra.Command {
 	fl.StringArrayVar(&f.addHosts, "add-host", nil, "add a host to /etc/hosts in RUN steps (HOST:IP)")
 	fl.StringArrayVar(&f.allow, "allow", nil, "allow an entitlement: security.insecure")
 	fl.StringVar(&f.runtime, "runtime", "sandbox", "what runs RUN steps: sandbox (built in) or runc")
+	_ = c.RegisterFlagCompletionFunc("target", completeStages(f))
+	_ = c.RegisterFlagCompletionFunc("no-cache-filter", completeStages(f))
+	for flag, values := range map[string][]cobra.Completion{
+		"progress": {"auto", "tty", "plain", "rawjson", "quiet"},
+		"network":  {"default", "none", "host"},
+		"runtime":  {"sandbox", "runc"},
+		"allow":    {"security.insecure", "network.host"},
+	} {
+		_ = c.RegisterFlagCompletionFunc(flag, cobra.FixedCompletions(values, cobra.ShellCompDirectiveNoFileComp))
+	}
 	return c
 }
 

@@ -14,7 +14,10 @@ func newExport(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "export [-o FILE] IMAGE",
 		Short: "Write an image's filesystem as one tar (stdout by default)",
-		Args:  exactArgs(1),
+		Example: `  strata export -o rootfs.tar app:1
+  strata export app:1 | tar -t`,
+		Args:              exactArgs(1),
+		ValidArgsFunction: completeImages(g, 1),
 		RunE: func(c *cobra.Command, args []string) error {
 			e := exporter.RootfsTar{Path: out}
 			if out == "" || out == "-" {

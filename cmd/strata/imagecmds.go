@@ -1,15 +1,16 @@
 package main
 
 import (
-	"encoding/json"
+	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
-	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/strata-build/strata/cache/images"
+	"github.com/strata-build/strata/internal/errdefs"
 	"github.com/strata-build/strata/store"
 )
 
@@ -32,96 +33,112 @@ func newTag(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "tag SOURCE TARGET",
 		Short: "Give a stored image another name",
-		Args:  exactArgs(2),
+		Example: `  strata tag app:1 registry.example.com/team/app:1
+  strata tag busybox busybox:stable
+  strata tag $(strata images -q busybox:latest) busybox:pinned`,
+		Long:              "Give a stored image another name. SOURCE is a name or an image ID (or a prefix of one).",
+		Args:              exactArgs(2),
+		ValidArgsFunction: completeImages(g, 1),
 		RunE: func(c *cobra.Command, args []string) error {
 			if _, err := images.Normalize(args[1]); err != nil {
 				return usagef("tag %s: %v", args[1], err)
 			}
 			return withStore(c, g, func(st *store.Store) error {
-				return st.Tag(c.Context(), args[0], args[1])
+				var list []store.Summary
+				img, err := lookupImage(c.Context(), st, &list, defaultPlatform(), args[0])
+				if err != nil {
+					return err
+				}
+				return st.Tag(c.Context(), img.Name, args[1])
 			})
 		},
 	}
 }
 
 func newRmi(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "rmi IMAGE...",
+	var force bool
+	c := &cobra.Command{
+		Use:   "rmi [OPTIONS] IMAGE...",
 		Short: "Remove image names from the store (prune reclaims the space)",
-		Args:  minArgs(1),
+		Example: `  strata rmi app:1 app:2
+
+  # the images without a tag, by ID
+  strata rmi $(strata images -q --filter dangling=true)
+
+  # every name of one image
+  strata rmi --force 9a7388d5a89d`,
+		Long: `Remove image names from the store; the content stays until strata prune
+finds nothing else uses it.
+
+IMAGE is a name, or an image ID (or a prefix of one) as strata images -q
+prints it: an ID removes the one name of that image, or with --force
+every name of it.`,
+		Args:              minArgs(1),
+		ValidArgsFunction: completeImages(g, 0),
 		RunE: func(c *cobra.Command, args []string) error {
 			return withStore(c, g, func(st *store.Store) error {
+				var list []store.Summary
 				for _, a := range args {
-					if err := st.Untag(c.Context(), a); err != nil {
-						return fmt.Errorf("rmi %w", err)
+					names, err := untag(c.Context(), st, &list, a, force)
+					for _, n := range names {
+						fmt.Fprintf(c.OutOrStdout(), "Untagged: %s\n", images.Familiar(n))
 					}
-					fmt.Fprintf(c.OutOrStdout(), "Untagged: %s\n", a)
+					if err != nil {
+						return fmt.Errorf("rmi: %w", err)
+					}
 				}
 				return nil
 			})
 		},
 	}
+	c.Flags().BoolVarP(&force, "force", "f", false, "remove every name of an image given by ID")
+	return c
 }
 
-func newInspect(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "inspect IMAGE",
-		Short: "Print an image's manifest digest and config as JSON",
-		Args:  exactArgs(1),
-		RunE: func(c *cobra.Command, args []string) error {
-			return withStore(c, g, func(st *store.Store) error {
-				res, err := st.Resolve(c.Context(), args[0], defaultPlatform())
-				if err != nil {
-					return err
-				}
-				var cfg map[string]any
-				if err := json.Unmarshal(res.ConfigBytes, &cfg); err != nil {
-					return err
-				}
-				out := map[string]any{
-					"Name":     images.Familiar(res.Name),
-					"Digest":   res.ManifestDesc.Digest,
-					"ConfigID": res.Manifest.Config.Digest,
-					"Config":   cfg,
-				}
-				b, err := json.MarshalIndent(out, "", "  ")
-				if err != nil {
-					return err
-				}
-				_, err = fmt.Fprintln(c.OutOrStdout(), string(b))
-				return err
-			})
-		},
+// untag removes the name ref, or the names of the image ID ref (several
+// only with force), and returns the names it removed. list is the
+// store's images, read on the first lookup by ID.
+func untag(ctx context.Context, st *store.Store, list *[]store.Summary, ref string, force bool) ([]string, error) {
+	img, err := st.Image(ctx, ref)
+	if err == nil {
+		if err := st.Untag(ctx, img.Name); err != nil {
+			return nil, err
+		}
+		*list = slices.DeleteFunc(*list, func(s store.Summary) bool { return s.Name == img.Name })
+		return []string{img.Name}, nil
 	}
-}
-
-func newHistory(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "history IMAGE",
-		Short: "Show the history of an image",
-		Args:  exactArgs(1),
-		RunE: func(c *cobra.Command, args []string) error {
-			return withStore(c, g, func(st *store.Store) error {
-				hist, err := st.History(c.Context(), args[0], defaultPlatform())
-				if err != nil {
-					return err
-				}
-				tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 3, ' ', 0)
-				fmt.Fprintln(tw, "CREATED\tCREATED BY\tSIZE\tCOMMENT")
-				for i := len(hist) - 1; i >= 0; i-- {
-					h := hist[i]
-					created := ""
-					if h.Created != nil {
-						created = h.Created.Format(time.RFC3339)
-					}
-					by := strings.ReplaceAll(h.CreatedBy, "\n", " ")
-					if len(by) > 60 {
-						by = by[:57] + "..."
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", created, by, humanSize(h.Size), h.Comment)
-				}
-				return tw.Flush()
-			})
-		},
+	if !errors.Is(err, errdefs.ErrNotFound) && isName(ref) {
+		return nil, err
 	}
+	if *list == nil {
+		if *list, err = st.Images(ctx, defaultPlatform()); err != nil {
+			return nil, err
+		}
+	}
+	id, err := matchID(*list, ref)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, s := range *list {
+		if s.ID == id {
+			names = append(names, s.Name)
+		}
+	}
+	if len(names) > 1 && !force {
+		fam := make([]string, len(names))
+		for i, n := range names {
+			fam[i] = images.Familiar(n)
+		}
+		return nil, fmt.Errorf("%s: image %s has %d names (%s): remove them by name, or all with --force", ref, id.Encoded()[:12], len(names), strings.Join(fam, ", "))
+	}
+	var done []string
+	for _, n := range names {
+		if err := st.Untag(ctx, n); err != nil {
+			return done, err
+		}
+		done = append(done, n)
+	}
+	*list = slices.DeleteFunc(*list, func(s store.Summary) bool { return slices.Contains(done, s.Name) })
+	return done, nil
 }

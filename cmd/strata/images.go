@@ -1,12 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
-	"text/tabwriter"
-	"text/template"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -49,11 +49,55 @@ func readAllStdin(c *cobra.Command) ([]byte, error) {
 func newImages(g *globals) *cobra.Command {
 	var f imagesFlags
 	c := &cobra.Command{
-		Use:   "images [OPTIONS]",
+		Use:   "images [OPTIONS] [REPOSITORY[:TAG]]",
 		Short: "List the images in the store",
-		Args:  exactArgs(0),
+		Example: `  strata images
+  strata images busybox
+
+  # glob over the names; IDs of the images without a tag
+  strata images --filter reference='*/app:1.*'
+  strata images -q --filter dangling=true
+
+  # by label; by creation, relative to other images
+  strata images --filter label=org.opencontainers.image.source
+  strata images --filter since=busybox:1.36 --filter before=app:2
+
+  # the manifest digests; other columns; JSON lines
+  strata images --digests
+  strata images --format 'table {{.ID}}\t{{.Repository}}\t{{.Tag}}\t{{.Size}}'
+  strata images --format '{{.Repository}}:{{.Tag}}'
+  strata images --format json`,
+		Long: `List the images in the store, one line per name, as docker images does.
+
+A REPOSITORY[:TAG] argument lists only the names it matches, like
+--filter reference=REPOSITORY[:TAG].
+
+Filters (--filter KEY=VALUE, repeatable: a name is listed when it matches
+one of the reference filters, if any, and every other filter):
+  dangling=true|false   only names without a tag (digest-only), or only tagged ones
+  reference=PATTERN     names whose familiar form matches a glob
+                        (busy*, */app:1.*), with or without the tag
+  before=IMAGE          images created before IMAGE (a name or an image ID)
+  since=IMAGE           images created after IMAGE
+  label=KEY             images whose config has the label KEY
+  label=KEY=VALUE       ... with that value
+
+--format takes a Go template over the fields .Repository, .Tag, .ID,
+.Digest, .CreatedAt, .CreatedSince and .Size, with docker's functions
+({{json .}}, join, lower, upper, pad, truncate...); "table TEMPLATE" adds
+a header and aligns the columns, "json" prints each image as JSON.`,
+		Args:              rangeArgs(0, 1),
+		ValidArgsFunction: completeImages(g, 1),
 		RunE: func(c *cobra.Command, args []string) error {
-			tmpl, err := f.template()
+			filters := f.filters
+			if len(args) == 1 {
+				filters = append(slices.Clip(filters), "reference="+args[0])
+			}
+			filt, err := parseImageFilters(filters)
+			if err != nil {
+				return err
+			}
+			fm, err := f.formatter()
 			if err != nil {
 				return err
 			}
@@ -62,31 +106,46 @@ func newImages(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return printImages(c.OutOrStdout(), list, f, tmpl, time.Now())
+				if list, err = filt.apply(list); err != nil {
+					return err
+				}
+				return printImages(c.OutOrStdout(), list, f, fm, time.Now())
 			})
 		},
 	}
 	c.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "print only the image IDs")
 	c.Flags().BoolVar(&f.digests, "digests", false, "show the manifest digests")
-	c.Flags().StringVar(&f.format, "format", "", "print with a Go template: {{.Repository}} {{.Tag}} {{.ID}} {{.Digest}} {{.CreatedAt}} {{.CreatedSince}} {{.Size}}")
+	c.Flags().StringVar(&f.format, "format", "", `format the output with a Go template ("table TEMPLATE" for columns, "json" for JSON lines)`)
+	c.Flags().StringArrayVarP(&f.filters, "filter", "f", nil, "show only the images that match: dangling=true|false, reference=PATTERN, before=IMAGE, since=IMAGE, label=KEY[=VALUE]")
+	_ = c.RegisterFlagCompletionFunc("filter", completeImageFilter(g))
 	return c
 }
 
 type imagesFlags struct {
 	quiet, digests bool
 	format         string
+	filters        []string
 }
 
-// template parses --format; nil without one.
-func (f imagesFlags) template() (*template.Template, error) {
-	if f.format == "" {
-		return nil, nil
+// The default columns of `strata images`, as docker's.
+const (
+	imagesTable        = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+	imagesDigestsTable = "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+)
+
+// imageHeaders are the column names of imageRow's fields.
+var imageHeaders = map[string]string{
+	"Repository": "REPOSITORY", "Tag": "TAG", "ID": "IMAGE ID", "Digest": "DIGEST",
+	"CreatedAt": "CREATED AT", "CreatedSince": "CREATED", "Size": "SIZE",
+}
+
+// formatter parses --format, docker's columns without one.
+func (f imagesFlags) formatter() (*formatter, error) {
+	def := imagesTable
+	if f.digests {
+		def = imagesDigestsTable
 	}
-	t, err := template.New("format").Parse(f.format)
-	if err != nil {
-		return nil, usagef("--format: %v", err)
-	}
-	return t, nil
+	return parseFormat(cmp.Or(f.format, def), def, imageHeaders)
 }
 
 // imageRow is one image as `docker images` shows it and --format sees it.
@@ -148,9 +207,9 @@ func plural(n int, unit string) string {
 	return fmt.Sprintf("%d %ss", n, unit)
 }
 
-// printImages writes the listing: docker's columns, -q's IDs (each once)
-// or --format's lines.
-func printImages(w io.Writer, list []store.Summary, f imagesFlags, tmpl *template.Template, now time.Time) error {
+// printImages writes the listing: -q's IDs (each once) or the rows
+// through fm.
+func printImages(w io.Writer, list []store.Summary, f imagesFlags, fm *formatter, now time.Time) error {
 	if f.quiet {
 		seen := map[string]bool{}
 		for _, img := range list {
@@ -162,30 +221,11 @@ func printImages(w io.Writer, list []store.Summary, f imagesFlags, tmpl *templat
 		}
 		return nil
 	}
-	if tmpl != nil {
-		for _, img := range list {
-			if err := tmpl.Execute(w, rowOf(img, now)); err != nil {
-				return err
-			}
-			fmt.Fprintln(w)
-		}
-		return nil
+	rows := make([]any, len(list))
+	for i, img := range list {
+		rows[i] = rowOf(img, now)
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
-	if f.digests {
-		fmt.Fprintln(tw, "REPOSITORY\tTAG\tDIGEST\tIMAGE ID\tCREATED\tSIZE")
-	} else {
-		fmt.Fprintln(tw, "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE")
-	}
-	for _, img := range list {
-		r := rowOf(img, now)
-		if f.digests {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Repository, r.Tag, r.Digest, r.ID, r.CreatedSince, r.Size)
-		} else {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Repository, r.Tag, r.ID, r.CreatedSince, r.Size)
-		}
-	}
-	return tw.Flush()
+	return fm.write(w, rows)
 }
 
 func humanSize(n int64) string {
@@ -205,6 +245,10 @@ func newLoad(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "load [-i] FILE|-",
 		Short: "Load images from a docker or OCI archive (plain or gzip)",
+		Example: `  strata load image.tar
+  strata load -i image.oci.tar.gz
+  strata load - < image.tar
+  docker save busybox | strata load -`,
 		Args: func(c *cobra.Command, args []string) error {
 			if input != "" {
 				return exactArgs(0)(c, args)
@@ -243,7 +287,10 @@ func newImport(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "import ROOTFS.tar|- NAME",
 		Short: "Make a one-layer image from a filesystem tarball",
-		Args:  exactArgs(2),
+		Example: `  strata import rootfs.tar busybox
+  tar -C rootfs -c . | strata import - mybase:1`,
+		Args:              exactArgs(2),
+		ValidArgsFunction: completeFilesThenNone(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			if _, err := images.Normalize(args[1]); err != nil {
 				return usagef("import %s: %v", args[1], err)
@@ -265,7 +312,10 @@ func newSave(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "save [-o FILE] IMAGE...",
 		Short: "Write images to a docker archive (stdout by default)",
-		Args:  minArgs(1),
+		Example: `  strata save -o app.tar app:1 app:2
+  strata save busybox | gzip > busybox.tar.gz`,
+		Args:              minArgs(1),
+		ValidArgsFunction: completeImages(g, 0),
 		RunE: func(c *cobra.Command, args []string) error {
 			return withStore(c, g, func(st *store.Store) error {
 				if out == "" || out == "-" {

@@ -31,26 +31,39 @@ func TestPrintImages(t *testing.T) {
 			"REPOSITORY             TAG      IMAGE ID       CREATED                  SIZE\n" +
 			"busybox                latest   " + short + "   3 hours ago              1.0MB\n" +
 			"127.0.0.1:5000/team/app   1     " + short + "   Less than a minute ago   2.0kB\n"},
+		{"digests", imagesFlags{digests: true}, "" +
+			"REPOSITORY   TAG   DIGEST   IMAGE ID   CREATED   SIZE\n" +
+			"busybox   latest   " + mf.String() + "   " + short + "   3 hours ago   1.0MB\n" +
+			"127.0.0.1:5000/team/app   1   " + mf.String() + "   " + short + "   Less than a minute ago   2.0kB\n"},
+		{"table", imagesFlags{format: `table {{.Repository}}\t{{.Size}}\t{{lower .CreatedSince}}`}, "" +
+			"REPOSITORY   SIZE   CREATED\n" +
+			"busybox   1.0MB   3 hours ago\n" +
+			"127.0.0.1:5000/team/app   2.0kB   less than a minute ago\n"},
 		{"quiet", imagesFlags{quiet: true}, short + "\n<missing>\n"},
+		{"json", imagesFlags{format: "json"}, "" +
+			`{"Repository":"busybox","Tag":"latest","ID":"` + short + `","Digest":"` + mf.String() + `","CreatedAt":"2026-12-02 09:00:00 +0000 UTC","CreatedSince":"3 hours ago","Size":"1.0MB"}` + "\n" +
+			`{"Repository":"127.0.0.1:5000/team/app","Tag":"1","ID":"` + short + `","Digest":"` + mf.String() + `","CreatedAt":"2026-12-02 11:59:30 +0000 UTC","CreatedSince":"Less than a minute ago","Size":"2.0kB"}` + "\n" +
+			`{"Repository":"app","Tag":"<none>","ID":"<missing>","Digest":"` + mf.String() + `","CreatedAt":"2026-11-22 12:00:00 +0000 UTC","CreatedSince":"10 days ago","Size":"-"}` + "\n"},
 		{"format", imagesFlags{format: "{{.Repository}}:{{.Tag}} {{.ID}} {{.CreatedSince}}"}, "" +
 			"busybox:latest " + short + " 3 hours ago\n" +
 			"127.0.0.1:5000/team/app:1 " + short + " Less than a minute ago\n" +
 			"app:<none> <missing> 10 days ago\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tmpl, err := tc.flags.template()
+			fm, err := tc.flags.formatter()
 			if err != nil {
 				t.Fatal(err)
 			}
 			var b bytes.Buffer
 			rows := list
-			if tc.name == "columns" {
+			table := tc.name == "columns" || tc.name == "digests" || tc.name == "table"
+			if table {
 				rows = list[:2]
 			}
-			if err := printImages(&b, rows, tc.flags, tmpl, now); err != nil {
+			if err := printImages(&b, rows, tc.flags, fm, now); err != nil {
 				t.Fatal(err)
 			}
-			if tc.name == "columns" {
+			if table {
 				// tabwriter pads per column; compare the cells, not the spaces.
 				if got, want := fields(b.String()), fields(tc.golden); !cmp.Equal(got, want) {
 					t.Errorf("output:\n%s\nwant cells %q", b.String(), want)
@@ -62,7 +75,7 @@ func TestPrintImages(t *testing.T) {
 			}
 		})
 	}
-	if _, err := (imagesFlags{format: "{{.Nope"}).template(); err == nil || !isUsage(err) {
+	if _, err := (imagesFlags{format: "{{.Nope"}).formatter(); err == nil || !isUsage(err) {
 		t.Errorf("a bad --format: %v, want a usage error", err)
 	}
 }

@@ -38,21 +38,46 @@ func (g *globals) registry() (registry.Options, error) {
 }
 
 func (g *globals) open(ctx context.Context) (*store.Store, error) {
-	return store.Open(ctx, g.root)
+	return store.Open(ctx, g.rootDir())
+}
+
+// rootDir is the store root: --root, else store.DefaultRoot.
+func (g *globals) rootDir() string {
+	if g.root != "" {
+		return g.root
+	}
+	return store.DefaultRoot()
 }
 
 func newRoot() *cobra.Command {
 	g := &globals{}
 	root := &cobra.Command{
-		Use:           "strata",
-		Short:         "Build OCI images from Dockerfiles, with no daemon",
+		Use:   "strata",
+		Short: "Build OCI images from Dockerfiles, with no daemon",
+		Example: `  # build ./Dockerfile into the store as app:1, and list the store
+  strata build -t app:1 .
+  strata images
+
+  # the same in a store of its own
+  strata --root /tmp/store build -t app:1 .
+
+  # shell completion for bash
+  source <(strata completion bash)`,
+		Version:       currentVersion().short(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.PersistentFlags().StringVar(&g.root, "root", store.DefaultRoot(), "store root (env STRATA_ROOT)")
-	root.PersistentFlags().StringVar(&g.config, "config", "", "registry configuration file (default: "+hosts.DefaultConfigPath()+"; env "+hosts.ConfigEnv+")")
+	root.SetVersionTemplate("strata version {{.Version}}\n")
+	// The defaults are described, not computed: the help reads the same
+	// for every user, and so does the command reference made from it.
+	root.PersistentFlags().StringVar(&g.root, "root", "", "store root (default: $STRATA_ROOT, else /var/lib/strata as root, else $XDG_DATA_HOME/strata)")
+	root.PersistentFlags().StringVar(&g.config, "config", "", "registry configuration file (default: $"+hosts.ConfigEnv+", else /etc/strata/strata.toml as root, else $XDG_CONFIG_HOME/strata/strata.toml)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newBuild(g), newImages(g), newLoad(g), newImport(g), newSave(g), newVersion(), newDu(g), newPrune(g), newTag(g), newRmi(g), newInspect(g), newHistory(g), newPull(g), newExport(g), newPush(g), newLogin(g), newLogout(g))
+	root.CompletionOptions.DisableDefaultCmd = true // newCompletion's, with help on installing it
+	root.AddCommand(newBuild(g), newImages(g), newLoad(g), newImport(g), newSave(g), newVersion(), newDu(g), newPrune(g), newTag(g), newRmi(g), newInspect(g), newHistory(g), newPull(g), newExport(g), newPush(g), newLogin(g), newLogout(g), newCompletion())
+	for _, c := range root.Commands() {
+		c.DisableFlagsInUseLine = true // each Use shows its options
+	}
 	return root
 }
 

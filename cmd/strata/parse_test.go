@@ -356,6 +356,9 @@ func TestUsageErrorsOfOtherCommands(t *testing.T) {
 		{"prune", "--keep-storage", "lots"},
 		{"prune", "--filter", "label=x"},
 		{"build", "--no-such-flag", "."},
+		{"images", "--filter", "color=red"},
+		{"images", "--format", "{{.Nope"},
+		{"images", "a", "b"},
 	} {
 		root := filepath.Join(t.TempDir(), "store")
 		cmd := newRoot()

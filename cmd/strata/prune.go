@@ -16,7 +16,10 @@ func newDu(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "du",
 		Short: "Show the disk usage of the build cache",
-		Args:  exactArgs(0),
+		Example: `  strata du
+  strata --root /tmp/store du`,
+		Args:              exactArgs(0),
+		ValidArgsFunction: completeNoFiles,
 		RunE: func(c *cobra.Command, args []string) error {
 			return withStore(c, g, func(st *store.Store) error {
 				list, err := st.DiskUsage(c.Context())
@@ -59,7 +62,15 @@ func newPrune(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "prune [--all] [--keep-storage SIZE] [--filter until=DURATION]",
 		Short: "Remove build cache (never what a tagged image or a running build uses)",
-		Args:  exactArgs(0),
+		Example: `  # cache unused for 48 hours, and what nothing references
+  strata prune
+
+  # all the build cache; cache unused for a day; down to 10GB
+  strata prune --all
+  strata prune --filter until=24h
+  strata prune --keep-storage 10GB`,
+		Args:              exactArgs(0),
+		ValidArgsFunction: completeNoFiles,
 		RunE: func(c *cobra.Command, args []string) error {
 			opts := store.PruneOptions{All: all}
 			if keep != "" {

@@ -18,7 +18,12 @@ func newPull(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "pull [OPTIONS] NAME[:TAG|@DIGEST]",
 		Short: "Download an image from a registry into the store",
-		Args:  exactArgs(1),
+		Example: `  strata pull busybox
+  strata pull --platform linux/arm64 alpine:3.20
+  strata pull 127.0.0.1:5000/base:1
+  strata pull -q registry.example.com/team/app:1`,
+		Args:              exactArgs(1),
+		ValidArgsFunction: completeImages(g, 1), // a stored name, to pull it again
 		RunE: func(c *cobra.Command, args []string) error {
 			p, err := pullPlatform(platform)
 			if err != nil {

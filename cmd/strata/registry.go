@@ -29,7 +29,13 @@ func newPush(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "push [OPTIONS] NAME[:TAG]",
 		Short: "Send a stored image to its registry",
-		Args:  exactArgs(1),
+		Example: `  strata push registry.example.com/team/app:1
+
+  # a local image pushed under a registry's name
+  strata tag app:1 127.0.0.1:5000/app:1
+  strata push -q 127.0.0.1:5000/app:1`,
+		Args:              exactArgs(1),
+		ValidArgsFunction: completeImages(g, 1),
 		RunE: func(c *cobra.Command, args []string) error {
 			if _, err := images.Normalize(args[0]); err != nil {
 				return usagef("push: %v", err)
@@ -80,7 +86,13 @@ func newLogin(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "login [-u USER] [-p PASSWORD | --password-stdin] [SERVER]",
 		Short: "Log in to a registry (credentials go where docker login puts them)",
-		Args:  rangeArgs(0, 1),
+		Example: `  # asks for the user name and the password
+  strata login registry.example.com
+
+  # in CI
+  echo "$REGISTRY_TOKEN" | strata login -u ci --password-stdin registry.example.com`,
+		Args:              rangeArgs(0, 1),
+		ValidArgsFunction: completeNoFiles,
 		RunE: func(c *cobra.Command, args []string) error {
 			host := "docker.io"
 			if len(args) == 1 {
@@ -133,7 +145,10 @@ func newLogout(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "logout [SERVER]",
 		Short: "Remove a registry's credentials",
-		Args:  rangeArgs(0, 1),
+		Example: `  strata logout registry.example.com
+  strata logout`,
+		Args:              rangeArgs(0, 1),
+		ValidArgsFunction: completeNoFiles,
 		RunE: func(c *cobra.Command, args []string) error {
 			host := "docker.io"
 			if len(args) == 1 {
