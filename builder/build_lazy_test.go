@@ -142,3 +142,36 @@ func TestCacheUnreadStageBaseIsNotPulled(t *testing.T) {
 		t.Errorf("/t2 = %q", got)
 	}
 }
+
+// A fully cached build that pushes to another registry than its cache's
+// fetches the layers the push must upload, and only those, from the cache.
+func TestCacheFullyCachedPushToAnotherRegistry(t *testing.T) {
+	a := newEnv(t)
+	b := a.twin(t)
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	w := &writes{}
+	cacheReg, imgReg := registrytest.Start(t, w.wrap), registrytest.Start(t)
+	spec := builder.CacheSpec{Type: "registry", Ref: normalize(t, cacheReg.Ref("app/cache:main")), Mode: "max"}
+	dir := writeContext(t, map[string]string{"Dockerfile": cacheDockerfile, "app.txt": "v1\n"})
+	resA, _ := a.mustBuild(dir, builder.Options{CacheTo: []builder.CacheSpec{spec}})
+	w.take()
+	target := normalize(t, imgReg.Ref("app/img:1"))
+	resB, ev := b.mustBuild(dir, builder.Options{CacheFrom: []builder.CacheSpec{spec}, Exports: []exporter.Exporter{exporter.Registry{Names: []string{target}}}})
+	allCached(t, ev)
+	if got := remoteDigest(t, imgReg.Ref("app/img:1")); got != resA.Manifest.Digest.String() || resB.Manifest.Digest != resA.Manifest.Digest {
+		t.Errorf("pushed %s, built %s, store A built %s", got, resB.Manifest.Digest, resA.Manifest.Digest)
+	}
+	w.mu.Lock()
+	all := w.all
+	w.mu.Unlock()
+	// The cache config, then the final image's two layers above the base
+	// (the side stage's layer stays where it is).
+	img := a.readImage(resA)
+	gets := blobGets(all)
+	if len(gets) != 1+len(img.manifest.Layers)-1 {
+		t.Errorf("blob reads %v, want the cache config and the image's %d new layers", gets, len(img.manifest.Layers)-1)
+	}
+	if side := sideLayer(t, a, dir); blobSet(t, b.store)[side] {
+		t.Errorf("store B fetched the side stage's layer")
+	}
+}
