@@ -51,11 +51,7 @@ func blobGets(requests []string) []string {
 // cache lives in downloads no layer: the image is written from the cache's
 // records, and the registry mounts the layers from the cache's repository.
 func TestCacheFullyCachedPushDownloadsNoLayer(t *testing.T) {
-	a := newEnv(t)
-	b := a.twin(t)
-	t.Setenv("DOCKER_CONFIG", t.TempDir())
-	w := &writes{}
-	reg := registrytest.Start(t, w.wrap)
+	a, b, w, reg := twinsAndRegistry(t)
 	spec := builder.CacheSpec{Type: "registry", Ref: normalize(t, reg.Ref("app/cache:main")), Mode: "max"}
 	dir := writeContext(t, map[string]string{"Dockerfile": cacheDockerfile, "app.txt": "v1\n"})
 	// B pushes to another repository than A's: what B's store lacks can
@@ -72,9 +68,7 @@ func TestCacheFullyCachedPushDownloadsNoLayer(t *testing.T) {
 	if got := remoteDigest(t, reg.Ref("app/other:b")); got != resA.Manifest.Digest.String() {
 		t.Errorf("registry has %s under app/other:b, want %s", got, resA.Manifest.Digest)
 	}
-	w.mu.Lock()
-	all := w.all
-	w.mu.Unlock()
+	all := w.requests()
 	w.take()
 	// The cache's config is the one blob read.
 	if gets := blobGets(all); len(gets) != 1 {
@@ -97,14 +91,20 @@ func TestCacheFullyCachedPushDownloadsNoLayer(t *testing.T) {
 	}
 }
 
+// twinsAndRegistry are a store, its twin (another machine) and a registry
+// whose requests w records.
+func twinsAndRegistry(t *testing.T) (a, b *env, w *writes, reg *registrytest.Server) {
+	a = newEnv(t)
+	b = a.twin(t)
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	w = &writes{}
+	return a, b, w, registrytest.Start(t, w.wrap)
+}
+
 // A stage whose result no step reads costs nothing: an empty store
 // neither downloads its base image's layers nor tags that image.
 func TestCacheUnreadStageBaseIsNotPulled(t *testing.T) {
-	a := newEnv(t)
-	b := a.twin(t)
-	t.Setenv("DOCKER_CONFIG", t.TempDir())
-	w := &writes{}
-	reg := registrytest.Start(t, w.wrap)
+	a, b, w, reg := twinsAndRegistry(t)
 	tools := normalize(t, reg.Ref("app/tools:1"))
 	toolsDir := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nRUN echo tool > /tool\n"})
 	toolsRes, _ := a.mustBuild(toolsDir, builder.Options{Exports: []exporter.Exporter{exporter.Registry{Names: []string{tools}}}})
@@ -124,9 +124,7 @@ func TestCacheUnreadStageBaseIsNotPulled(t *testing.T) {
 		t.Logf("A: %+v %v", a.readImage(resA).config.History, a.readImage(resA).manifest.Layers)
 		t.Logf("B: %+v %v", b.readImage(resB).config.History, b.readImage(resB).manifest.Layers)
 	}
-	w.mu.Lock()
-	all := w.all
-	w.mu.Unlock()
+	all := w.requests()
 	for _, g := range blobGets(all) {
 		if strings.Contains(g, toolLayer.String()) {
 			t.Errorf("store B downloaded the unread stage's base layer: %s", g)
@@ -161,9 +159,7 @@ func TestCacheFullyCachedPushToAnotherRegistry(t *testing.T) {
 	if got := remoteDigest(t, imgReg.Ref("app/img:1")); got != resA.Manifest.Digest.String() || resB.Manifest.Digest != resA.Manifest.Digest {
 		t.Errorf("pushed %s, built %s, store A built %s", got, resB.Manifest.Digest, resA.Manifest.Digest)
 	}
-	w.mu.Lock()
-	all := w.all
-	w.mu.Unlock()
+	all := w.requests()
 	// The cache config, then the final image's two layers above the base
 	// (the side stage's layer stays where it is).
 	img := a.readImage(resA)
