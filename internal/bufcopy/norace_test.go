@@ -1,0 +1,5 @@
+//go:build !race
+
+package bufcopy
+
+const raceEnabled = false
