@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/strata-build/strata/internal/compression"
@@ -21,10 +22,11 @@ import (
 func Compress(r io.Reader, w io.Writer) (diffID digest.Digest, blob ocispec.Descriptor, err error) {
 	diffHash, blobHash := sha256.New(), sha256.New()
 	cw := &countWriter{w: io.MultiWriter(w, blobHash)}
-	zw, err := pgzip.NewWriterLevel(cw, pgzip.DefaultCompression)
+	zw, err := gzipWriter(cw)
 	if err != nil {
 		return "", ocispec.Descriptor{}, fmt.Errorf("compress layer: %w", err)
 	}
+	defer gzipWriters.Put(zw)
 	zw.ModTime = time.Unix(0, 0) // the zero Time would be written as a garbage date
 	if _, err := io.Copy(zw, io.TeeReader(r, diffHash)); err != nil {
 		zw.Close()
@@ -39,6 +41,19 @@ func Compress(r io.Reader, w io.Writer) (diffID digest.Digest, blob ocispec.Desc
 		Size:      cw.n,
 	}
 	return digest.NewDigest(digest.SHA256, diffHash), blob, nil
+}
+
+// gzipWriters keeps writers, and with them their block buffers (a few
+// MiB each), between layers: a build of 300 small layers allocated 900 MB
+// of buffers for a fresh writer each.
+var gzipWriters sync.Pool
+
+func gzipWriter(w io.Writer) (*pgzip.Writer, error) {
+	if zw, ok := gzipWriters.Get().(*pgzip.Writer); ok {
+		zw.Reset(w)
+		return zw, nil
+	}
+	return pgzip.NewWriterLevel(w, pgzip.DefaultCompression)
 }
 
 type countWriter struct {
