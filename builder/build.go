@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
@@ -87,6 +88,14 @@ type Options struct {
 	// Runtime is what runs RUN steps: "" or "sandbox" (the built-in
 	// sandbox) or "runc".
 	Runtime string
+	// OnRunError, when set, is called for the first RUN step of the build
+	// whose command exits non-zero, while the step's root filesystem (as
+	// the command left it, never committed) and mounts are still in place
+	// (strata build --on-error=shell opens a shell there). The build then
+	// fails with the step's error as usual. A step that fails meanwhile
+	// waits for it to return. It gets the build's context, which the
+	// failure of another step does not cancel.
+	OnRunError func(ctx context.Context, f *ops.FailedRun)
 }
 
 // Validate checks the options that need no store and no Dockerfile, so a
@@ -308,6 +317,18 @@ func solve(ctx context.Context, parts store.Parts, def *llb.Definition, ctxDir s
 		SSH:           opts.SSH,
 		AllowInsecure: opts.AllowInsecure,
 		Blobs:         lazy,
+	}
+	if opts.OnRunError != nil {
+		var mu sync.Mutex
+		called := false
+		w.OnRunError = func(_ context.Context, f *ops.FailedRun) {
+			mu.Lock()
+			defer mu.Unlock()
+			if !called {
+				called = true
+				opts.OnRunError(ctx, f)
+			}
+		}
 	}
 	cs := &ops.CacheStore{Records: parts.Records, Snapshotter: parts.Snapshotter, Worker: w}
 	if remote != nil && remote.Len() > 0 {

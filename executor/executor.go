@@ -107,6 +107,13 @@ type Spec struct {
 	// Insecure (RUN --security=insecure) keeps all capabilities, loads no
 	// seccomp filter, masks nothing in /proc and mounts /sys read-write.
 	Insecure bool
+	// Tty gives the process a new pseudo-terminal as its stdin, stdout,
+	// stderr and controlling terminal, for an interactive shell. What
+	// IO.Stdin gives is typed into it and what it prints goes to
+	// IO.Stdout (IO.Stderr gets only the executor's warnings). When
+	// IO.Stdin is a terminal, it is in raw mode during the run and the
+	// process's terminal follows its size.
+	Tty bool
 }
 
 // IO connects the process's standard streams. Nil means /dev/null.

@@ -19,6 +19,9 @@ const initArg0 = "strata-sandbox-init"
 const (
 	configFD = 3
 	statusFD = 4
+	// consoleFD, in a Spec.Tty run, takes the terminal's master back to
+	// the parent.
+	consoleFD = 5
 )
 
 // MaybeInit must be the first call in main() and in TestMain of any package
@@ -48,6 +51,7 @@ func MaybeInit() {
 func runInit() (int, error) {
 	unix.CloseOnExec(configFD)
 	unix.CloseOnExec(statusFD)
+	unix.CloseOnExec(consoleFD) // EBADF when there is none
 	var cfg initConfig
 	f := os.NewFile(configFD, "config")
 	err := json.NewDecoder(f).Decode(&cfg)
@@ -76,14 +80,49 @@ func runInit() (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if spec.Tty {
+		if proc.tty, err = openTerminal(cfg.TtySize, int(proc.cred.Uid)); err != nil {
+			return 0, err
+		}
+	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT)
 	pid, err := proc.start(cfg.Seccomp, spec.Insecure)
+	if proc.tty != nil {
+		proc.tty.Close() // the command's now: the master sees EIO when it exits
+	}
 	if err != nil {
 		return 0, err
 	}
 	go forwardSignals(sigs, pid)
 	return reap(pid), nil
+}
+
+// openTerminal makes a pseudo-terminal in the sandbox's own devpts, of the
+// given size, owned by uid as a login terminal is; it sends the master to
+// the parent and returns the other side.
+func openTerminal(size *unix.Winsize, uid int) (*os.File, error) {
+	master, slave, err := OpenPTY("/dev/pts/ptmx")
+	if err != nil {
+		return nil, fmt.Errorf("terminal: %w", err)
+	}
+	defer master.Close()
+	if size != nil {
+		control(master, func(fd int) { err = unix.IoctlSetWinsize(fd, unix.TIOCSWINSZ, size) })
+	}
+	if err == nil {
+		control(slave, func(fd int) { err = unix.Fchown(fd, uid, -1) })
+	}
+	if err == nil {
+		sock := os.NewFile(consoleFD, "console")
+		err = sendFile(sock, master)
+		sock.Close()
+	}
+	if err != nil {
+		slave.Close()
+		return nil, fmt.Errorf("terminal: %w", err)
+	}
+	return slave, nil
 }
 
 // forwardSignals passes the stop signals the init receives to the

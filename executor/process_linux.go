@@ -41,6 +41,7 @@ type process struct {
 	env  []string
 	cwd  string
 	cred *syscall.Credential
+	tty  *os.File // the terminal of a Spec.Tty run
 }
 
 // prepareProcess resolves the user, environment, working directory and
@@ -127,12 +128,19 @@ func (p *process) start(prog seccomp.Program, insecure bool) (int, error) {
 				return
 			}
 		}
-		proc, err := os.StartProcess(p.path, p.args, &os.ProcAttr{
+		attr := &os.ProcAttr{
 			Dir:   p.cwd,
 			Env:   p.env,
 			Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
 			Sys:   &syscall.SysProcAttr{Credential: p.cred, Setsid: true},
-		})
+		}
+		if p.tty != nil {
+			// The terminal is the streams and the controlling terminal
+			// of the command's new session.
+			attr.Files = []*os.File{p.tty, p.tty, p.tty}
+			attr.Sys.Setctty, attr.Sys.Ctty = true, 0
+		}
+		proc, err := os.StartProcess(p.path, p.args, attr)
 		if err != nil {
 			ch <- result{err: fmt.Errorf("exec %s: %w", p.args[0], err)}
 			return

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/strata-build/strata/executor/network"
 	"github.com/strata-build/strata/executor/seccomp"
 )
@@ -72,6 +74,9 @@ type initConfig struct {
 	Resolv   string
 	Hostname string
 	Seccomp  seccomp.Program
+	// TtySize is the size of the terminal of a Spec.Tty run, when its
+	// input is a terminal.
+	TtySize *unix.Winsize `json:",omitempty"`
 }
 
 // initStatus is what the init reports on its status pipe.
@@ -163,6 +168,19 @@ func (s *Sandbox) runInit(ctx context.Context, cfg *initConfig, sio IO) error {
 	cmd.Env = []string{"GORACE=atexit_sleep_ms=0"}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = sio.Stdin, sio.Stdout, sio.Stderr
 	cmd.ExtraFiles = []*os.File{cfgR, statW}
+	var consR, consW *os.File
+	if cfg.Spec.Tty {
+		// The init makes the terminal in the sandbox's devpts and sends
+		// its master back; the run's streams are the terminal's.
+		if consR, consW, err = socketPair(); err != nil {
+			return fmt.Errorf("run %s: %w", name, err)
+		}
+		defer consR.Close()
+		defer consW.Close()
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, nil, nil
+		cmd.ExtraFiles = append(cmd.ExtraFiles, consW)
+		cfg.TtySize, _ = terminalSize(sio.Stdin)
+	}
 	// Cancelling asks the command to stop with the signal that cancelled
 	// the build; the init forwards it. After the grace, Wait kills the
 	// init, and the kernel the whole pid namespace.
@@ -178,6 +196,9 @@ func (s *Sandbox) runInit(ctx context.Context, cfg *initConfig, sio IO) error {
 	}
 	cfgR.Close()
 	statW.Close()
+	if consW != nil {
+		consW.Close()
+	}
 	if cfg.Spec.Network == NetworkDefault {
 		link := attachNetwork(cmd.Process.Pid, sio.Stderr)
 		defer detachNetwork(link, sio.Stderr)
@@ -187,7 +208,23 @@ func (s *Sandbox) runInit(ctx context.Context, cfg *initConfig, sio IO) error {
 	go func() { status <- readStatus(statR) }()
 	encErr := json.NewEncoder(cfgW).Encode(cfg)
 	cfgW.Close()
+	var cons *Console
+	if consR != nil && encErr == nil {
+		// Nothing comes when the init fails before the command starts.
+		if master, err := recvFile(consR); err == nil && master != nil {
+			if cons, err = NewConsole(master, sio); err != nil {
+				_ = cmd.Process.Kill()
+				_ = cmd.Wait()
+				return fmt.Errorf("run %s: %w", name, err)
+			}
+		}
+	}
 	waitErr := cmd.Wait()
+	if cons != nil {
+		if err := cons.Close(); err != nil && sio.Stderr != nil {
+			fmt.Fprintf(sio.Stderr, "warning: %v\n", err)
+		}
+	}
 	st := <-status
 	switch {
 	case ctx.Err() != nil:
@@ -247,4 +284,54 @@ func randomID() string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// socketPair returns two connected unix stream sockets.
+func socketPair() (*os.File, *os.File, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("socketpair: %w", err)
+	}
+	return os.NewFile(uintptr(fds[0]), "socket"), os.NewFile(uintptr(fds[1]), "socket"), nil
+}
+
+// sendFile passes f's descriptor over the unix socket sock.
+func sendFile(sock, f *os.File) error {
+	var err error
+	control(f, func(fd int) {
+		control(sock, func(s int) { err = unix.Sendmsg(s, []byte{0}, unix.UnixRights(fd), nil, 0) })
+	})
+	return err
+}
+
+// recvFile receives a descriptor sent by sendFile; nil when the other end
+// closed without sending one. The file does not block.
+func recvFile(sock *os.File) (*os.File, error) {
+	buf, oob := make([]byte, 1), make([]byte, unix.CmsgSpace(4))
+	var n, oobn int
+	var err error
+	control(sock, func(s int) {
+		for {
+			n, oobn, _, _, err = unix.Recvmsg(s, buf, oob, unix.MSG_CMSG_CLOEXEC)
+			if err != unix.EINTR {
+				return
+			}
+		}
+	})
+	if err != nil || n == 0 {
+		return nil, err
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 {
+		return nil, fmt.Errorf("receive descriptor: %d messages, %v", len(msgs), err)
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) != 1 {
+		return nil, fmt.Errorf("receive descriptor: %v", err)
+	}
+	if err := unix.SetNonblock(fds[0], true); err != nil {
+		unix.Close(fds[0])
+		return nil, err
+	}
+	return os.NewFile(uintptr(fds[0]), "ptmx"), nil
 }

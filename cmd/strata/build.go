@@ -32,6 +32,8 @@ type buildFlags struct {
 	secrets, ssh, addHosts, allow                 []string
 	cacheFrom, cacheTo                            []string
 	network, runtime                              string
+	onError, onErrorShell                         string
+	onErrorShellSet                               bool // --on-error-shell was given
 }
 
 func newBuild(g *globals) *cobra.Command {
@@ -111,11 +113,14 @@ func newBuild(g *globals) *cobra.Command {
 	} {
 		_ = c.RegisterFlagCompletionFunc(flag, cobra.FixedCompletions(values, cobra.ShellCompDirectiveNoFileComp))
 	}
+	fl.StringVar(&f.onError, "on-error", "fail", "when a RUN step fails: fail, or shell (a shell in its sandbox as the command left it; without a terminal, how to get one)")
+	fl.StringVar(&f.onErrorShell, "on-error-shell", "/bin/sh", "the shell of --on-error=shell, in the step's filesystem")
 	return c
 }
 
 func runBuild(c *cobra.Command, g *globals, f *buildFlags, contextDir string) (err error) {
 	f.progressSet = c.Flags().Changed("progress")
+	f.onErrorShellSet = c.Flags().Changed("on-error-shell")
 	opts, err := f.options(contextDir)
 	if err != nil {
 		return err
@@ -140,10 +145,17 @@ func runBuild(c *cobra.Command, g *globals, f *buildFlags, contextDir string) (e
 		return err
 	}
 	r := startProgress(c, choice, progress.Options{})
-	opts.Progress = r
 	if tty, ok := r.(*progress.TTY); ok {
 		opts.Warnings = tty.Writer() // above the live view, not through it
 	}
+	var debug *onErrorShell
+	if f.onError == "shell" {
+		h := progress.Holdable(r)
+		debug = newOnErrorShell(c, f, contextDir, h)
+		opts.OnRunError = debug.onRunError
+		r = h
+	}
+	opts.Progress = r
 	var res *builder.Result
 	err = withStore(c, g, func(st *store.Store) error {
 		res, err = builder.Build(c.Context(), st, opts)
@@ -155,6 +167,9 @@ func runBuild(c *cobra.Command, g *globals, f *buildFlags, contextDir string) (e
 	_ = r.Close()
 	if res != nil && !f.check && (choice.Mode == progress.ModePlain || choice.Mode == progress.ModeTTY) {
 		printWarnings(c.ErrOrStderr(), res)
+	}
+	if debug != nil {
+		debug.writeReport(c.ErrOrStderr())
 	}
 	if err != nil {
 		return err
@@ -211,6 +226,17 @@ func (f *buildFlags) options(contextDir string) (builder.Options, error) {
 	}
 	if _, err := f.progressChoice(os.LookupEnv, false); err != nil {
 		return opts, err
+	}
+	switch f.onError {
+	case "", "fail", "shell":
+	default:
+		return opts, usagef("--on-error: unknown value %q (fail, shell)", f.onError)
+	}
+	if f.onErrorShellSet && f.onError != "shell" {
+		return opts, usagef("--on-error-shell needs --on-error=shell")
+	}
+	if f.onError == "shell" && f.onErrorShell == "" {
+		return opts, usagef("--on-error-shell: no shell given")
 	}
 	if f.jobs < 0 {
 		return opts, usagef("--jobs %d: must be positive", f.jobs)

@@ -298,6 +298,10 @@ func TestBuildFlagsOptions(t *testing.T) {
 		{name: "bad jobs", flags: ok(&buildFlags{jobs: -1}), wantErr: "--jobs -1"},
 		{name: "bad output", flags: ok(&buildFlags{outputs: []string{"type=oci"}}), wantErr: "needs dest"},
 		{name: "bad label", flags: ok(&buildFlags{labels: []string{"x"}}), wantErr: "want KEY=VALUE"},
+		{name: "on-error shell", flags: ok(&buildFlags{onError: "shell", onErrorShell: "/bin/bash", onErrorShellSet: true}), check: func(t *testing.T, o builder.Options) {}},
+		{name: "bad on-error", flags: ok(&buildFlags{onError: "pause"}), wantErr: `--on-error: unknown value "pause" (fail, shell)`},
+		{name: "on-error-shell alone", flags: ok(&buildFlags{onError: "fail", onErrorShell: "/bin/bash", onErrorShellSet: true}), wantErr: "--on-error-shell needs --on-error=shell"},
+		{name: "empty on-error-shell", flags: ok(&buildFlags{onError: "shell", onErrorShellSet: true}), wantErr: "--on-error-shell: no shell given"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o, err := tc.flags.options("ctx")

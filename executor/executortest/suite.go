@@ -85,6 +85,7 @@ func RunWith(t *testing.T, e executor.Executor, newRoot NewRoot, opts Options) {
 		{"Cancel", s.testCancel},
 		{"BackgroundProcess", s.testBackgroundProcess},
 		{"Escapes", s.testEscapes},
+		{"Tty", s.testTty},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, tt.fn)

@@ -103,10 +103,11 @@ func (b *bundle) process(spec executor.Spec) (*specs.Process, error) {
 		}
 	}
 	return &specs.Process{
-		Args: spec.Args,
-		Env:  executor.ProcessEnv(spec.Env, u.Home),
-		Cwd:  cwd,
-		User: specs.User{UID: uint32(u.Uid), GID: uint32(u.Gid), AdditionalGids: gids},
+		Terminal: spec.Tty,
+		Args:     spec.Args,
+		Env:      executor.ProcessEnv(spec.Env, u.Home),
+		Cwd:      cwd,
+		User:     specs.User{UID: uint32(u.Uid), GID: uint32(u.Gid), AdditionalGids: gids},
 		Capabilities: &specs.LinuxCapabilities{
 			Bounding: caps, Effective: caps, Permitted: caps,
 		},

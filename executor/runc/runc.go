@@ -167,7 +167,7 @@ func (r *Runtime) Run(ctx context.Context, spec executor.Spec, sio executor.IO) 
 	if err := os.WriteFile(filepath.Join(dir, "config.json"), data, 0o600); err != nil {
 		return fmt.Errorf("run %s: %w", name, err)
 	}
-	return r.runBundle(ctx, b, name, sio)
+	return r.runBundle(ctx, b, name, spec.Tty, sio)
 }
 
 // mountRoot mounts ms on dir as a private mount, so that nothing mounted
@@ -211,7 +211,13 @@ func warn(sio executor.IO, format string, args ...any) {
 }
 
 // runBundle runs the bundle in the foreground and maps its outcome.
-func (r *Runtime) runBundle(ctx context.Context, b *bundle, name string, sio executor.IO) error {
+//
+// A tty run gets a terminal on the host, joined to sio by a Console: runc
+// is started on it as its session's controlling terminal, makes the
+// container's own terminal, copies between the two and, as the session's
+// foreground process, gets the SIGWINCH of each resize and passes the size
+// on.
+func (r *Runtime) runBundle(ctx context.Context, b *bundle, name string, tty bool, sio executor.IO) error {
 	id := "strata-" + randomID()
 	root := filepath.Join(r.own, "root")
 	logPath := filepath.Join(b.dir, "runc.log")
@@ -222,8 +228,32 @@ func (r *Runtime) runBundle(ctx context.Context, b *bundle, name string, sio exe
 	// The container's streams close when it ends; a process that escaped
 	// its pid namespace cannot hold them longer than this.
 	cmd.WaitDelay = r.stopTimeout
+	var slave *os.File
+	if tty {
+		master, s, err := executor.OpenPTY("/dev/ptmx")
+		if err != nil {
+			return fmt.Errorf("run %s: %w", name, err)
+		}
+		slave = s
+		defer slave.Close()
+		cons, err := executor.NewConsole(master, sio)
+		if err != nil {
+			return fmt.Errorf("run %s: %w", name, err)
+		}
+		defer func() {
+			if err := cons.Close(); err != nil {
+				warn(sio, "warning: %v", err)
+			}
+		}()
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+		cmd.SysProcAttr.Setsid, cmd.SysProcAttr.Setctty, cmd.SysProcAttr.Ctty = true, true, 0
+	}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("run %s: start %s: %w", name, r.binary, err)
+	}
+	if slave != nil {
+		// The terminal is runc's now: the master sees EIO once it exits.
+		slave.Close()
 	}
 	stopped := make(chan struct{})
 	waited := make(chan struct{})

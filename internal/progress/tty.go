@@ -82,7 +82,10 @@ type TTY struct {
 
 	stop   chan struct{}
 	exited chan struct{}
-	shown  int // lines of the view on screen; the drawing goroutine's
+
+	drawMu sync.Mutex // held while a frame is drawn; guards the fields below
+	shown  int        // lines of the view on screen
+	held   bool       // no frames are drawn (see hold)
 }
 
 type ttyVertex struct {
@@ -286,6 +289,26 @@ func (t *TTY) Close() error {
 	return t.w.firstErr()
 }
 
+// hold draws a frame of what happened so far and then none until
+// release, leaving the terminal below it to someone else; events are still
+// recorded.
+func (t *TTY) hold() {
+	t.draw(false)
+	t.drawMu.Lock()
+	t.held = true
+	t.drawMu.Unlock()
+}
+
+// release draws frames again, the next one below what was written while
+// they were held.
+func (t *TTY) release() {
+	t.drawMu.Lock()
+	if t.held {
+		t.held, t.shown = false, 0
+	}
+	t.drawMu.Unlock()
+}
+
 // loop draws a frame every interval until Close. A frame that takes
 // longer than an interval to write makes the ticker drop ticks.
 func (t *TTY) loop() {
@@ -305,6 +328,14 @@ func (t *TTY) loop() {
 // draw renders a frame under the lock and writes it without: Emit waits
 // at most for the rendering of one frame, never for the terminal.
 func (t *TTY) draw(final bool) {
+	t.drawMu.Lock()
+	defer t.drawMu.Unlock()
+	if t.held {
+		if !final {
+			return
+		}
+		t.held, t.shown = false, 0
+	}
 	width, height := t.size()
 	t.mu.Lock()
 	buf := t.render(t.now(), width, height, final)

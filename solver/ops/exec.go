@@ -85,10 +85,61 @@ func (o *execOp) Exec(ctx context.Context, inputs []solver.Result) (solver.Resul
 		err = o.run(ctx, spec, ms)
 	}
 	if err != nil {
+		var ee *ExitError
+		if errors.As(err, &ee) && o.w.OnRunError != nil {
+			o.w.OnRunError(ctx, o.failedRun(spec, ee))
+		}
 		_ = o.w.Snapshotter.Remove(context.WithoutCancel(ctx), active)
 		return nil, err
 	}
 	return o.w.commit(ctx, active)
+}
+
+// FailedRun is a RUN step whose command exited non-zero, passed to
+// Worker.OnRunError with everything the command ran with still in place:
+// its root filesystem as the command left it, not committed, and its
+// mounts (cache, bind, secret, ssh) still prepared. Both are released
+// when OnRunError returns.
+type FailedRun struct {
+	// Name is the step's name, as progress shows it.
+	Name string
+	// Err is the command's failure, the step's error.
+	Err *ExitError
+	// Spec is how the command ran.
+	Spec executor.Spec
+	// Mounts are the step's RUN --mount options, for a description.
+	Mounts []llb.Mount
+	// Hidden names the variables of Spec.Env whose values are not to be
+	// shown: secrets, and the proxy settings (their URLs may hold
+	// credentials).
+	Hidden []string
+
+	exec executor.Executor
+}
+
+// Shell runs shell (a path, or a name found in the step's PATH) in the
+// failed command's sandbox: its root filesystem as the command left it,
+// its mounts, environment, user, working directory and network; on a
+// terminal joined to sio (see executor.Spec.Tty). An exit code of the
+// shell is an *executor.ExitError.
+func (f *FailedRun) Shell(ctx context.Context, shell string, sio executor.IO) error {
+	spec := f.Spec
+	spec.Args = []string{shell}
+	spec.Tty = true
+	return f.exec.Run(ctx, spec, sio)
+}
+
+func (o *execOp) failedRun(spec executor.Spec, err *ExitError) *FailedRun {
+	f := &FailedRun{Name: o.v.Meta.Name, Err: err, Spec: spec, Mounts: o.op.Mounts[1:], exec: o.w.Executor}
+	for name := range o.op.SecretEnv {
+		f.Hidden = append(f.Hidden, name)
+	}
+	for _, e := range o.op.ProxyEnv {
+		name, _, _ := strings.Cut(e, "=")
+		f.Hidden = append(f.Hidden, name)
+	}
+	slices.Sort(f.Hidden)
+	return f
 }
 
 // spec builds the executor spec of the step, preparing its mounts into ms.

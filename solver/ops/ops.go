@@ -5,8 +5,9 @@
 // Every output is a *Ref: a committed snapshot (images, RUN, COPY), a host
 // directory (the local build context, read in place and never copied into
 // the store unless a COPY selects from it), or neither (scratch). Active
-// snapshots an op prepares are committed on success and removed on failure,
-// so a failed step leaves the store as it was.
+// snapshots an op prepares are committed on success and removed on failure
+// (a failed RUN's once Worker.OnRunError has seen it), so a failed step
+// leaves the store as it was.
 package ops
 
 import (
@@ -149,6 +150,11 @@ type Worker struct {
 	// Blobs fetches the layers of lazy results (base images resolved but
 	// not pulled, imported cache records) that the content store lacks.
 	Blobs cache.BlobFetcher
+	// OnRunError, when set, is called when the command of a RUN step
+	// exits non-zero, before the step's root filesystem and mounts are
+	// released; the step fails with FailedRun.Err once it returns. It may
+	// be called for several steps at once.
+	OnRunError func(ctx context.Context, f *FailedRun)
 }
 
 // Resolve returns the op for a vertex.
