@@ -1,7 +1,7 @@
 package progress
 
 import (
-	"bufio"
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"io"
@@ -35,7 +35,7 @@ import (
 // and for locks (lock_wait_us, the sum of its Waited events). A wait for a
 // slot is also a "waiting for a job slot" span just before the step, and
 // a wait for a lock a "waiting for ..." span inside it; both of category
-// "wait". A cached vertex is a span of no duration when the cache answered;
+// "wait", drawn when they lasted a millisecond or more. A cached vertex is a span of no duration when the cache answered;
 // a vertex that failed before it started has no verdict. A step that
 // never ended lasts until the last event of the trace (and says
 // "unfinished"). Output (Log events) is left out.
@@ -173,6 +173,10 @@ type traceEvent struct {
 
 const tracePid = 1
 
+// minWaitSpan is the shortest wait drawn as a span of its own; the args of
+// the step give every wait, however short.
+const minWaitSpan = time.Millisecond
+
 // WriteJSON writes the trace: one event per line, metadata first, then
 // phases and steps by start time.
 func (t *Trace) WriteJSON(w io.Writer) error {
@@ -253,7 +257,7 @@ func (t *Trace) WriteJSON(w io.Writer) error {
 		if r.slotWait {
 			wait := us(r.start) - us(r.queued)
 			args["slot_wait_us"] = wait
-			if wait > 0 {
+			if r.start.Sub(r.queued) >= minWaitSpan {
 				events = append(events, span("waiting for a job slot", "wait", tid, r.queued, r.start, map[string]any{"step": r.name}))
 			}
 		}
@@ -263,7 +267,7 @@ func (t *Trace) WriteJSON(w io.Writer) error {
 			for _, l := range r.locks {
 				from, to := us(clamp(l.start, r.start, rend)), us(clamp(l.end, r.start, rend))
 				total += to - from
-				if to > from {
+				if l.end.Sub(l.start) >= minWaitSpan {
 					locks = append(locks, span("waiting for "+l.lock, "wait", tid, clamp(l.start, r.start, rend), clamp(l.end, r.start, rend), map[string]any{"step": r.name, "lock": l.lock}))
 				}
 			}
@@ -273,27 +277,28 @@ func (t *Trace) WriteJSON(w io.Writer) error {
 		events = append(events, locks...)
 	}
 
-	bw := bufio.NewWriter(w)
-	bw.WriteString(`{"traceEvents":[`)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // step names keep their && and >
+	buf.WriteString(`{"traceEvents":[`)
 	for i, e := range events {
 		if i > 0 {
-			bw.WriteString(",")
+			buf.WriteString(",")
 		}
-		bw.WriteString("\n")
-		b, err := json.Marshal(e)
-		if err != nil {
+		buf.WriteString("\n")
+		if err := enc.Encode(e); err != nil {
 			return err
 		}
-		bw.Write(b)
+		buf.Truncate(buf.Len() - 1) // Encode's newline
 	}
-	other, err := json.Marshal(map[string]string{"origin": origin.UTC().Format(time.RFC3339Nano)})
-	if err != nil {
+	buf.WriteString("\n],\"displayTimeUnit\":\"ms\",\"otherData\":")
+	if err := enc.Encode(map[string]string{"origin": origin.UTC().Format(time.RFC3339Nano)}); err != nil {
 		return err
 	}
-	bw.WriteString("\n],\"displayTimeUnit\":\"ms\",\"otherData\":")
-	bw.Write(other)
-	bw.WriteString("}\n")
-	return bw.Flush() // the first error of the writes above
+	buf.Truncate(buf.Len() - 1)
+	buf.WriteString("}\n")
+	_, err := w.Write(buf.Bytes())
+	return err
 }
 
 // origin is the earliest time of the trace: that of ts 0.

@@ -27,7 +27,7 @@ func traceScript() ([]Event, []Phase) {
 	}
 	pull, push := "pull docker.io/library/alpine:3.20", "pushing registry.example/app:1"
 	ctx, base := "[internal] load build context", "[build 1/3] FROM docker.io/library/alpine:3.20"
-	mk, check := "[build 2/3] RUN make", "[tools 2/2] RUN ./check.sh"
+	mk, check := "[build 2/3] RUN make && make check", "[tools 2/2] RUN ./check.sh"
 	cp, slow := "[build 3/3] COPY --from=tools /out /", "[tools 3/3] RUN ./slow.sh"
 
 	pulled := ev(pull, 35, Done)
@@ -92,7 +92,7 @@ func TestTraceGolden(t *testing.T) {
 		t.Errorf("%d step spans, want one per vertex (8)", len(byName))
 	}
 	for name, want := range map[string]map[string]any{
-		"[build 2/3] RUN make":                           {"verdict": "run", "slot_wait_us": 40000.0, "lock_wait_us": 180000.0, "reason": "file main.c changed"},
+		"[build 2/3] RUN make && make check":             {"verdict": "run", "slot_wait_us": 40000.0, "lock_wait_us": 180000.0, "reason": "file main.c changed"},
 		"[build 1/3] FROM docker.io/library/alpine:3.20": {"verdict": "CACHED"},
 		"[tools 2/2] RUN ./check.sh":                     {"verdict": "run", "slot_wait_us": 10000.0, "error": "exit code: 1"},
 		"[tools 3/3] RUN ./slow.sh":                      {"verdict": "run", "slot_wait_us": 0.0, "unfinished": true},
