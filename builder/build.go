@@ -167,6 +167,7 @@ func Build(ctx context.Context, st *store.Store, opts Options) (*Result, error) 
 	if err != nil {
 		return nil, err
 	}
+	convStart := time.Now()
 	conv, err := dockerfile.Convert(ctx, dockerfile.Options{
 		Dockerfile:      data,
 		Filename:        filepath.Base(dfPath),
@@ -181,6 +182,7 @@ func Build(ctx context.Context, st *store.Store, opts Options) (*Result, error) 
 		Network:         opts.Network,
 		ExtraHosts:      extraHosts(opts.ExtraHosts),
 	})
+	phase(opts.Progress, "convert Dockerfile", convStart, 0, err)
 	if err != nil {
 		return nil, err
 	}
@@ -211,36 +213,88 @@ func Build(ctx context.Context, st *store.Store, opts Options) (*Result, error) 
 			return nil, withSource(err, data)
 		}
 		scopeSteps(def, ctxDir, dfPath)
-		remote = importCaches(ctx, opts.CacheFrom, ropts, warn)
-		if ref, cs, err = solve(ctx, parts, def, ctxDir, remote, opts); err != nil {
+		remote = importCaches(ctx, opts.CacheFrom, ropts, opts.Progress, warn)
+		solveStart := time.Now()
+		ref, cs, err = solve(ctx, parts, def, ctxDir, remote, opts)
+		phase(opts.Progress, "solve", solveStart, 0, err)
+		if err != nil {
 			return nil, withSource(err, data)
 		}
 	}
 	layers := &cache.Layers{Snapshotter: parts.Snapshotter, Content: parts.Content, Records: parts.Records, TempDir: parts.TempDir}
-	var inline map[string]json.RawMessage
-	if cs != nil && slices.ContainsFunc(opts.CacheTo, func(c CacheSpec) bool { return c.Type == "inline" }) {
-		if inline, err = inlineCache(ctx, layers, cs, ref.Snapshot, remote, epoch); err != nil {
-			return nil, fmt.Errorf("inline cache: %w", err)
-		}
-	}
-	desc, cfg, err := exporter.WriteImage(ctx, layers, ref.Snapshot, conv.DockerImage(), epoch, inline)
+	writeStart := time.Now()
+	desc, cfg, err := writeImage(ctx, layers, cs, ref, remote, conv, epoch, opts.CacheTo)
+	phase(opts.Progress, "write image", writeStart, 0, err)
 	if err != nil {
-		return nil, fmt.Errorf("export image: %w", err)
+		return nil, err
 	}
 	res := &Result{Warnings: conv.Warnings, Manifest: desc, Config: cfg, Steps: steps.list()}
 	for _, e := range opts.Exports {
+		exportStart := time.Now()
 		rep, err := e.Export(ctx, exporter.Source{Content: parts.Content, Images: parts.Images, Registry: ropts, Manifest: desc, Names: names})
+		phase(opts.Progress, exportName(e), exportStart, rep.Size, err)
 		if err != nil {
 			return nil, fmt.Errorf("export: %w", err)
 		}
 		res.Reports = append(res.Reports, rep)
 	}
 	if cs != nil {
-		if err := exportCaches(ctx, parts, opts.CacheTo, cs, ref.Snapshot, remote, ropts, epoch, warn); err != nil {
+		if err := exportCaches(ctx, parts, opts.CacheTo, cs, ref.Snapshot, remote, ropts, epoch, opts.Progress, warn); err != nil {
 			return nil, err
 		}
 	}
 	return res, nil
+}
+
+// writeImage makes the image of the build's result in the content store,
+// with an inline cache if one of cacheTo asks for it.
+func writeImage(ctx context.Context, layers *cache.Layers, cs *ops.CacheStore, ref *ops.Ref, remote *remotecache.Index, conv *dockerfile.Result, epoch *time.Time, cacheTo []CacheSpec) (ocispec.Descriptor, digest.Digest, error) {
+	var inline map[string]json.RawMessage
+	if cs != nil && slices.ContainsFunc(cacheTo, func(c CacheSpec) bool { return c.Type == "inline" }) {
+		var err error
+		if inline, err = inlineCache(ctx, layers, cs, ref.Snapshot, remote, epoch); err != nil {
+			return ocispec.Descriptor{}, "", fmt.Errorf("inline cache: %w", err)
+		}
+	}
+	desc, cfg, err := exporter.WriteImage(ctx, layers, ref.Snapshot, conv.DockerImage(), epoch, inline)
+	if err != nil {
+		return ocispec.Descriptor{}, "", fmt.Errorf("export image: %w", err)
+	}
+	return desc, cfg, nil
+}
+
+// phase reports to sink, if it takes phases, the phase name that began at
+// start and ends now, having written n bytes, with its error.
+func phase(sink progress.Sink, name string, start time.Time, n int64, err error) {
+	p := progress.Phase{Name: name, Start: start, End: time.Now(), Bytes: n}
+	if err != nil {
+		p.Err = err.Error()
+	}
+	progress.ReportPhase(sink, p)
+}
+
+// exportName names the phase of an export.
+func exportName(e exporter.Exporter) string {
+	switch e := e.(type) {
+	case exporter.ImageStore:
+		if e.Push {
+			return "export to the image store and push"
+		}
+		return "export to the image store"
+	case exporter.Registry:
+		return "export to registry"
+	case exporter.OCIArchive:
+		return "export to oci archive " + e.Path
+	case exporter.OCILayout:
+		return "export to oci layout " + e.Dir
+	case exporter.DockerArchive:
+		return "export to docker archive " + e.Path
+	case exporter.LocalDir:
+		return "export to directory " + e.Dir
+	case exporter.RootfsTar:
+		return "export to tar " + e.Path
+	}
+	return fmt.Sprintf("export %T", e)
 }
 
 func solve(ctx context.Context, parts store.Parts, def *llb.Definition, ctxDir string, remote *remotecache.Index, opts Options) (*ops.Ref, *ops.CacheStore, error) {
