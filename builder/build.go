@@ -189,10 +189,11 @@ func Build(ctx context.Context, st *store.Store, opts Options) (*Result, error) 
 	lazy := remotecache.NewBlobs()
 	var remote *remotecache.Index
 	if !opts.CheckOnly && len(opts.CacheFrom) > 0 {
-		remote = importCaches(ctx, opts.CacheFrom, ropts, warn)
+		remote = importCaches(ctx, opts.CacheFrom, ropts, opts.Progress, warn)
 		lazy.AddIndex(remote)
 	}
 	rsv := &resolver{st: st, pull: opts.Pull, registry: ropts, blobs: lazy}
+	convStart := time.Now()
 	conv, err := dockerfile.Convert(ctx, dockerfile.Options{
 		Dockerfile:      data,
 		Filename:        filepath.Base(dfPath),
@@ -207,6 +208,7 @@ func Build(ctx context.Context, st *store.Store, opts Options) (*Result, error) 
 		Network:         opts.Network,
 		ExtraHosts:      extraHosts(opts.ExtraHosts),
 	})
+	phase(opts.Progress, "convert Dockerfile", convStart, 0, err)
 	if err != nil {
 		return nil, err
 	}
@@ -240,25 +242,20 @@ func Build(ctx context.Context, st *store.Store, opts Options) (*Result, error) 
 			return fail(withSource(err, data))
 		}
 		scopeSteps(def, ctxDir, dfPath)
-		if ref, cs, err = solve(ctx, parts, def, ctxDir, remote, lazy, opts); err != nil {
+		solveStart := time.Now()
+		ref, cs, err = solve(ctx, parts, def, ctxDir, remote, lazy, opts)
+		phase(opts.Progress, "solve", solveStart, 0, err)
+		if err != nil {
 			return fail(withSource(err, data))
 		}
 	}
 	layers := &cache.Layers{Snapshotter: parts.Snapshotter, Content: parts.Content, Records: parts.Records, TempDir: parts.TempDir}
 	chains := newLayerChains(layers, epoch)
-	var inline map[string]json.RawMessage
-	if cs != nil && slices.ContainsFunc(opts.CacheTo, func(c CacheSpec) bool { return c.Type == "inline" }) {
-		if inline, err = inlineCache(ctx, chains, cs, ref, remote); err != nil {
-			return fail(fmt.Errorf("inline cache: %w", err))
-		}
-	}
-	imgLayers, _, err := chains.result(ctx, ref)
+	writeStart := time.Now()
+	desc, cfg, imgLayers, err := writeImage(ctx, chains, parts, cs, ref, remote, conv, epoch, opts.CacheTo)
+	phase(opts.Progress, "write image", writeStart, 0, err)
 	if err != nil {
-		return fail(fmt.Errorf("export image: %w", err))
-	}
-	desc, cfg, err := exporter.WriteImage(ctx, parts.Content, imgLayers, conv.DockerImage(), epoch, inline)
-	if err != nil {
-		return fail(fmt.Errorf("export image: %w", err))
+		return fail(err)
 	}
 	res.Manifest, res.Config, res.Steps = desc, cfg, steps.list()
 	for _, e := range opts.Exports {
@@ -269,14 +266,16 @@ func Build(ctx context.Context, st *store.Store, opts Options) (*Result, error) 
 				return fail(fmt.Errorf("export: %w", err))
 			}
 		}
+		exportStart := time.Now()
 		rep, err := e.Export(ctx, src)
+		phase(opts.Progress, exportName(e), exportStart, rep.Size, err)
 		if err != nil {
 			return fail(fmt.Errorf("export: %w", err))
 		}
 		res.Reports = append(res.Reports, rep)
 	}
 	if cs != nil {
-		if err := exportCaches(ctx, parts, chains, opts.CacheTo, cs, ref, remote, lazy, ropts, warn); err != nil {
+		if err := exportCaches(ctx, parts, chains, opts.CacheTo, cs, ref, remote, lazy, ropts, opts.Progress, warn); err != nil {
 			return fail(err)
 		}
 	}
@@ -284,6 +283,63 @@ func Build(ctx context.Context, st *store.Store, opts Options) (*Result, error) 
 		return fail(err)
 	}
 	return res, nil
+}
+
+// writeImage makes the image of the build's result in the content store,
+// with an inline cache if one of cacheTo asks for it, and returns its
+// manifest, its config's digest and its layers (whose blobs the store may
+// lack: see layerChains.result).
+func writeImage(ctx context.Context, chains *layerChains, parts store.Parts, cs *ops.CacheStore, ref *ops.Ref, remote *remotecache.Index, conv *dockerfile.Result, epoch *time.Time, cacheTo []CacheSpec) (ocispec.Descriptor, digest.Digest, []cache.Layer, error) {
+	var inline map[string]json.RawMessage
+	if cs != nil && slices.ContainsFunc(cacheTo, func(c CacheSpec) bool { return c.Type == "inline" }) {
+		var err error
+		if inline, err = inlineCache(ctx, chains, cs, ref, remote); err != nil {
+			return ocispec.Descriptor{}, "", nil, fmt.Errorf("inline cache: %w", err)
+		}
+	}
+	layers, _, err := chains.result(ctx, ref)
+	if err != nil {
+		return ocispec.Descriptor{}, "", nil, fmt.Errorf("export image: %w", err)
+	}
+	desc, cfg, err := exporter.WriteImage(ctx, parts.Content, layers, conv.DockerImage(), epoch, inline)
+	if err != nil {
+		return ocispec.Descriptor{}, "", nil, fmt.Errorf("export image: %w", err)
+	}
+	return desc, cfg, layers, nil
+}
+
+// phase reports to sink, if it takes phases, the phase name that began at
+// start and ends now, having written n bytes, with its error.
+func phase(sink progress.Sink, name string, start time.Time, n int64, err error) {
+	p := progress.Phase{Name: name, Start: start, End: time.Now(), Bytes: n}
+	if err != nil {
+		p.Err = err.Error()
+	}
+	progress.ReportPhase(sink, p)
+}
+
+// exportName names the phase of an export.
+func exportName(e exporter.Exporter) string {
+	switch e := e.(type) {
+	case exporter.ImageStore:
+		if e.Push {
+			return "export to the image store and push"
+		}
+		return "export to the image store"
+	case exporter.Registry:
+		return "export to registry"
+	case exporter.OCIArchive:
+		return "export to oci archive " + e.Path
+	case exporter.OCILayout:
+		return "export to oci layout " + e.Dir
+	case exporter.DockerArchive:
+		return "export to docker archive " + e.Path
+	case exporter.LocalDir:
+		return "export to directory " + e.Dir
+	case exporter.RootfsTar:
+		return "export to tar " + e.Path
+	}
+	return fmt.Sprintf("export %T", e)
 }
 
 // fetchLayers stores the blobs of layers that the store lacks, from where

@@ -13,6 +13,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/strata-build/strata/cache"
+	"github.com/strata-build/strata/internal/progress"
 	"github.com/strata-build/strata/registry"
 	"github.com/strata-build/strata/remotecache"
 	"github.com/strata-build/strata/solver"
@@ -53,13 +54,15 @@ func (c CacheSpec) String() string {
 // importCaches reads the records of every --cache-from into one index. A
 // cache that cannot be read is a warning, as in buildx: the build runs
 // without it.
-func importCaches(ctx context.Context, specs []CacheSpec, ropts registry.Options, warn io.Writer) *remotecache.Index {
+func importCaches(ctx context.Context, specs []CacheSpec, ropts registry.Options, sink progress.Sink, warn io.Writer) *remotecache.Index {
 	ix := remotecache.NewIndex(solver.KeyVersion)
 	for _, spec := range specs {
+		start := time.Now()
 		cfg, src, err := readCache(ctx, spec, ropts)
 		if err == nil {
 			err = ix.Add(cfg, src)
 		}
+		phase(sink, fmt.Sprintf("import cache from %s", spec), start, 0, err)
 		if err != nil {
 			fmt.Fprintf(warn, "WARNING: cache import from %s: %v\n", spec, err)
 		}
@@ -280,12 +283,14 @@ func unscoped(step string) string {
 // exportCaches writes every --cache-to but inline ones. A failure fails
 // the build unless the spec says ignore-error. Layers the store lacks come
 // from where lazy says they are.
-func exportCaches(ctx context.Context, parts store.Parts, chains *layerChains, specs []CacheSpec, cs *ops.CacheStore, root *ops.Ref, ix *remotecache.Index, lazy *remotecache.Blobs, ropts registry.Options, warn io.Writer) error {
+func exportCaches(ctx context.Context, parts store.Parts, chains *layerChains, specs []CacheSpec, cs *ops.CacheStore, root *ops.Ref, ix *remotecache.Index, lazy *remotecache.Blobs, ropts registry.Options, sink progress.Sink, warn io.Writer) error {
 	for _, spec := range specs {
 		if spec.Type == "inline" {
 			continue
 		}
+		start := time.Now()
 		err := exportCache(ctx, parts, chains, spec, cs, root, ix, lazy, ropts)
+		phase(sink, fmt.Sprintf("export cache to %s", spec), start, 0, err)
 		if err != nil && spec.IgnoreError {
 			fmt.Fprintf(warn, "WARNING: cache export to %s: %v\n", spec, err)
 			err = nil

@@ -48,10 +48,17 @@ func newEnv(t *testing.T) *env {
 	return &env{t: t, store: st}
 }
 
-// events records progress for assertions.
+// events records progress, and the build's phases, for assertions.
 type events struct {
-	mu  sync.Mutex
-	all []progress.Event
+	mu     sync.Mutex
+	all    []progress.Event
+	phases []progress.Phase
+}
+
+func (e *events) Phase(p progress.Phase) {
+	e.mu.Lock()
+	e.phases = append(e.phases, p)
+	e.mu.Unlock()
 }
 
 func (e *events) Emit(ev progress.Event) {

@@ -57,6 +57,11 @@ func (r *stepRecorder) Emit(e progress.Event) {
 	}
 }
 
+// Phase passes p on to next, if it takes phases.
+func (r *stepRecorder) Phase(p progress.Phase) {
+	progress.ReportPhase(r.next, p)
+}
+
 // list returns the steps in the order they first appeared.
 func (r *stepRecorder) list() []Step {
 	r.mu.Lock()

@@ -148,7 +148,7 @@ func (p *Pusher) PushWith(ctx context.Context, desc ocispec.Descriptor, names []
 		emit(progress.Event{Status: progress.Error, Err: err.Error()})
 		return PushResult{}, err
 	}
-	emit(progress.Event{Status: progress.Done})
+	emit(progress.Event{Status: progress.Done, Bytes: res.UploadedBytes})
 	return res, nil
 }
 

@@ -162,6 +162,9 @@ func TestPushImageThenRepushSkipsEverything(t *testing.T) {
 	if len(list) < 2 || list[0].Status != progress.Started || list[len(list)-1].Status != progress.Done || list[0].Name != "pushing "+reg.Host+"/app/x:1" {
 		t.Errorf("progress: first %+v, last %+v", list[0], list[len(list)-1])
 	}
+	if last := list[len(list)-1]; last.Bytes != res.UploadedBytes {
+		t.Errorf("the push's Done event says %d bytes, want the %d uploaded", last.Bytes, res.UploadedBytes)
+	}
 	text := evs.logText()
 	for _, b := range blobs {
 		if !strings.Contains(text, b.Digest.String()+": pushed ") {

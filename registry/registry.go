@@ -175,7 +175,7 @@ func (p *Puller) get(ctx context.Context, ref string, platform ocispec.Platform,
 		emit(progress.Event{Status: progress.Error, Err: err.Error()})
 		return Result{}, err
 	}
-	emit(progress.Event{Status: progress.Done})
+	emit(progress.Event{Status: progress.Done, Bytes: res.FetchedBytes})
 	return res, nil
 }
 

@@ -145,6 +145,9 @@ func TestPullStoresImageAndSkipsPresentBlobs(t *testing.T) {
 	if len(evs) != 6 || evs[0].Status != progress.Started || evs[5].Status != progress.Done || evs[0].Name != "pull "+name {
 		t.Errorf("progress events = %+v", evs)
 	}
+	if last := evs[len(evs)-1]; last.Bytes != res.FetchedBytes {
+		t.Errorf("the pull's Done event says %d bytes, want the %d fetched", last.Bytes, res.FetchedBytes)
+	}
 	mu.Unlock()
 
 	again, err := p.Pull(ctx, reg.Ref("app/x:1"), linuxAMD64)

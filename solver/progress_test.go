@@ -2,6 +2,7 @@ package solver
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/strata-build/strata/internal/progress"
+	"github.com/strata-build/strata/llb"
 )
 
 func TestPlainRenderer(t *testing.T) {
@@ -130,5 +132,49 @@ func TestPlainConcurrentEmit(t *testing.T) {
 	}
 	if n := strings.Count(text, " line 49\n"); n != 8 {
 		t.Errorf("%d last log lines, want 8", n)
+	}
+}
+
+// A vertex ready while every job slot is busy reports, in its Started
+// event, since when it waited for one.
+func TestStartedReportsSlotWait(t *testing.T) {
+	h := newHarness(t)
+	const run = 200 * time.Millisecond
+	leaf := func(name string) *llb.Vertex {
+		return h.vertex(name, spec{key: name, exec: func(context.Context, []Result) (Result, error) {
+			time.Sleep(run)
+			return &fakeResult{id: name}, nil
+		}})
+	}
+	root := h.vertex("root", spec{key: "root"}, leaf("x"), leaf("y"))
+	if _, err := h.solver(Options{Jobs: 1}).Solve(t.Context(), root); err != nil {
+		t.Fatal(err)
+	}
+	started, done := map[string]progress.Event{}, map[string]progress.Event{}
+	for _, e := range h.events {
+		switch e.Status {
+		case progress.Started:
+			if e.Since.IsZero() || e.Since.After(e.Time) {
+				t.Errorf("%s started at %v, waiting since %v", e.Name, e.Time, e.Since)
+			}
+			started[e.Name] = e
+		case progress.Done:
+			done[e.Name] = e
+		}
+	}
+	first, second := started["x"], started["y"]
+	if second.Time.Before(first.Time) {
+		first, second = second, first
+	}
+	// Both leaves were ready together; the second waited for the first's
+	// slot, that is for most of the first's run.
+	if !second.Since.Before(done[first.Name].Time) {
+		t.Errorf("%s began waiting at %v, after %s ended at %v", second.Name, second.Since, first.Name, done[first.Name].Time)
+	}
+	if wait := second.Time.Sub(second.Since); wait < run/2 {
+		t.Errorf("%s waited %v for a slot, want about %v", second.Name, wait, run)
+	}
+	if wait := first.Time.Sub(first.Since); wait >= run/2 {
+		t.Errorf("%s waited %v for a free slot", first.Name, wait)
 	}
 }

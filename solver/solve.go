@@ -441,11 +441,12 @@ func (st *solve) build(ctx context.Context, x *vertex) (Result, error) {
 
 // exec runs x's op in a job slot, then saves its result and step record.
 func (st *solve) exec(ctx context.Context, x *vertex, ki *keyInfo, inputs []Result, reason string) (Result, error) {
+	ready := time.Now()
 	release, err := st.acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
-	st.emit(x, progress.Event{Status: progress.Started, Reason: reason})
+	st.emit(x, progress.Event{Status: progress.Started, Reason: reason, Since: ready})
 	r, err := x.op.Exec(ctx, inputs)
 	release()
 	if err != nil {

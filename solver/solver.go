@@ -144,7 +144,9 @@ type Options struct {
 	// Jobs bounds concurrent Exec (and Content) calls of all Solves of the
 	// Solver; <=0 means runtime.NumCPU().
 	Jobs int
-	// Progress receives one Started/Cached/Done/Error event per named vertex.
+	// Progress receives one Started/Cached/Done/Error event per named
+	// vertex. A Started event's Since is when the vertex began waiting for
+	// a job slot.
 	Progress progress.Sink
 	// NoCache runs every vertex even on a hit and saves the new results.
 	NoCache bool

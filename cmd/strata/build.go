@@ -24,6 +24,7 @@ import (
 
 type buildFlags struct {
 	file, target, progress, iidfile, metadataFile string
+	trace                                         string
 	progressSet                                   bool // --progress was given
 	tags, buildArgs, outputs, labels, noCacheFilt []string
 	noCache, pull, quiet, push                    bool
@@ -95,6 +96,7 @@ func newBuild(g *globals) *cobra.Command {
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "print only the image ID (the config digest) on success")
 	fl.StringVar(&f.iidfile, "iidfile", "", "write the image ID to this file")
 	fl.StringVar(&f.metadataFile, "metadata-file", "", "write build result metadata to this file")
+	fl.StringVar(&f.trace, "trace", "", "write the build's timeline to this file as Chrome trace-event JSON (open it in ui.perfetto.dev or chrome://tracing)")
 	fl.BoolVar(&f.check, "check", false, "only lint the Dockerfile: print its warnings, build nothing")
 	fl.IntVar(&f.jobs, "jobs", 0, "steps run at once (default: twice the CPUs, at least 4)")
 	fl.StringArrayVar(&f.secrets, "secret", nil, "secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR")
@@ -144,6 +146,9 @@ func runBuild(c *cobra.Command, g *globals, f *buildFlags, contextDir string) (e
 	if err != nil {
 		return err
 	}
+	if err := checkTracePath(f.trace); err != nil {
+		return err
+	}
 	r := startProgress(c, choice, progress.Options{})
 	if tty, ok := r.(*progress.TTY); ok {
 		opts.Warnings = tty.Writer() // above the live view, not through it
@@ -156,6 +161,11 @@ func runBuild(c *cobra.Command, g *globals, f *buildFlags, contextDir string) (e
 		r = h
 	}
 	opts.Progress = r
+	var trace *progress.Trace
+	if f.trace != "" {
+		trace = progress.NewTrace()
+		opts.Progress = progress.Tee(r, trace)
+	}
 	var res *builder.Result
 	err = withStore(c, g, func(st *store.Store) error {
 		res, err = builder.Build(c.Context(), st, opts)
@@ -170,6 +180,16 @@ func runBuild(c *cobra.Command, g *globals, f *buildFlags, contextDir string) (e
 	}
 	if debug != nil {
 		debug.writeReport(c.ErrOrStderr())
+	}
+	if trace != nil {
+		// Written for a failed build too: that is when it is read.
+		if terr := writeTrace(f.trace, trace); terr != nil {
+			if err != nil {
+				fmt.Fprintf(c.ErrOrStderr(), "WARNING: %v\n", terr)
+			} else {
+				err = terr
+			}
+		}
 	}
 	if err != nil {
 		return err

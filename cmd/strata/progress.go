@@ -1,10 +1,13 @@
 package main
 
 import (
+	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
+	"github.com/strata-build/strata/internal/atomicfile"
 	"github.com/strata-build/strata/internal/progress"
 )
 
@@ -47,4 +50,38 @@ func commandProgress(c *cobra.Command, quiet bool) (progress.Renderer, error) {
 		return nil, usageError{err}
 	}
 	return startProgress(c, ch, progress.Options{NoSummary: true}), nil
+}
+
+// checkTracePath fails, before any work, when the directory of a --trace
+// file is missing.
+func checkTracePath(path string) error {
+	if path == "" {
+		return nil
+	}
+	dir := filepath.Dir(path)
+	fi, err := os.Stat(dir)
+	if err == nil && !fi.IsDir() {
+		err = fmt.Errorf("%s is not a directory", dir)
+	}
+	if err != nil {
+		return fmt.Errorf("--trace %s: %w", path, err)
+	}
+	return nil
+}
+
+// writeTrace writes tr to path atomically: a reader sees the old file or
+// the whole trace.
+func writeTrace(path string, tr *progress.Trace) error {
+	f, err := atomicfile.New(path, 0o644)
+	if err != nil {
+		return fmt.Errorf("write trace: %w", err)
+	}
+	defer f.Close()
+	if err := tr.WriteJSON(f); err != nil {
+		return fmt.Errorf("write trace %s: %w", path, err)
+	}
+	if err := f.Commit(); err != nil {
+		return fmt.Errorf("write trace: %w", err)
+	}
+	return nil
 }

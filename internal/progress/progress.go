@@ -23,6 +23,9 @@ const (
 	Done    Status = "done"
 	Error   Status = "error"
 	Log     Status = "log"
+	// Waited reports that a running vertex waited for Lock from Since to
+	// Time. Renderers that show no timeline ignore it.
+	Waited Status = "waited"
 )
 
 // Event is one report about one vertex.
@@ -38,6 +41,19 @@ type Event struct {
 	Reason string `json:",omitempty"`
 	// Err is the failure of an Error event.
 	Err string `json:",omitempty"`
+	// Since is when a wait ended by this event began. On a Started event
+	// of the solver it is when the vertex was ready to run (its inputs
+	// made, the cache missed) and began waiting for one of the solver's
+	// job slots: Time is when it got one, so Time-Since is its wait for a
+	// slot (0 when one was free). On a Waited event it is when the vertex
+	// began waiting for Lock, which it held at Time. Zero when unknown.
+	Since time.Time `json:",omitzero"`
+	// Lock names what a Waited event's vertex waited for.
+	Lock string `json:",omitempty"`
+	// Bytes, on a Done event, is how many bytes the vertex moved: what a
+	// pull fetched, what a push uploaded. 0 when it moved none or does
+	// not say.
+	Bytes int64 `json:",omitempty"`
 }
 
 // Sink receives events. Implementations must be safe for concurrent use.

@@ -1,17 +1,20 @@
 package ops
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"strconv"
+	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-build/strata/cache/snapshot"
 	"github.com/strata-build/strata/executor"
 	"github.com/strata-build/strata/internal/lockfile"
+	"github.com/strata-build/strata/internal/progress"
 	"github.com/strata-build/strata/llb"
 	"github.com/strata-build/strata/mount"
 	"github.com/strata-build/strata/solver"
@@ -34,6 +37,9 @@ import (
 // from= stage's source= subpath when given (else empty, with the mount's
 // mode, uid and gid), and renamed into place, so a killed build never
 // leaves a half-made cache.
+//
+// The wait for a directory's lock is reported as a progress.Waited event
+// of the step, whether or not the lock was free at once.
 
 // cacheMount prepares one cache mount; the release drops its lock.
 func (o *execOp) cacheMount(ctx context.Context, m llb.Mount, inputs []solver.Result) (executor.Mount, func(), error) {
@@ -45,16 +51,26 @@ func (o *execOp) cacheMount(ctx context.Context, m llb.Mount, inputs []solver.Re
 		}
 	}
 	base := o.w.CacheMountDir + "/" + opDigest("cache-mount", cm.ID).Encoded()
+	since := time.Now()
 	dir, lock, err := lockCache(ctx, base, cm.Sharing)
 	if err != nil {
 		return executor.Mount{}, nil, fmt.Errorf("cache mount %s (id %s): %w", m.Dest, cm.ID, err)
 	}
+	o.waited(since, fmt.Sprintf("cache mount %s (id %s, %s)", m.Dest, cm.ID, cmp.Or(cm.Sharing, llb.SharingShared)))
 	release := func() { lock.Close() }
 	if err := o.ensureCacheDir(ctx, dir, m, cm, inputs); err != nil {
 		release()
 		return executor.Mount{}, nil, fmt.Errorf("cache mount %s (id %s): %w", m.Dest, cm.ID, err)
 	}
 	return executor.Mount{Dest: m.Dest, Mounts: []mount.Mount{{Type: "bind", Source: dir, Options: bindOptions(m.Readonly)}}}, release, nil
+}
+
+// waited reports that the step waited for lock from since until now.
+func (o *execOp) waited(since time.Time, lock string) {
+	if o.w.Progress == nil {
+		return
+	}
+	o.w.Progress.Emit(progress.Event{Vertex: o.v.Digest(), Name: o.v.Meta.Name, Status: progress.Waited, Time: time.Now(), Since: since, Lock: lock})
 }
 
 // lockCache picks the directory of a cache mount under its sharing mode and

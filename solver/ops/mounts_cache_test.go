@@ -3,9 +3,13 @@ package ops
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/strata-build/strata/internal/progress"
 	"github.com/strata-build/strata/llb"
 )
 
@@ -86,5 +90,61 @@ func TestPrefixes(t *testing.T) {
 	}
 	if p := prefixes("/"); len(p) != 0 {
 		t.Errorf("prefixes(/) = %v", p)
+	}
+}
+
+// A step that waits for a locked cache mount says so in a Waited event,
+// with when the wait began.
+func TestCacheMountReportsLockWait(t *testing.T) {
+	dir := t.TempDir()
+	var mu sync.Mutex
+	var waits []progress.Event
+	w := &Worker{TempDir: dir, CacheMountDir: filepath.Join(dir, "cache"), Progress: progress.SinkFunc(func(e progress.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		if e.Status == progress.Waited {
+			waits = append(waits, e)
+		}
+	})}
+	if err := os.Mkdir(w.CacheMountDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	eop := &llb.ExecOp{Args: []string{"make"}}
+	v := &llb.Vertex{Op: eop, Meta: llb.Meta{Name: "[2/2] RUN make"}}
+	o := &execOp{w: w, v: v, op: eop}
+	m := llb.Mount{Type: llb.MountCache, Dest: "/root/.cache", Input: -1, Cache: &llb.CacheMount{ID: "go", Sharing: llb.SharingLocked}}
+	_, release, err := o.cacheMount(t.Context(), m, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const hold = 200 * time.Millisecond
+	got := make(chan error, 1)
+	go func() {
+		_, release, err := o.cacheMount(t.Context(), m, nil)
+		if err == nil {
+			release()
+		}
+		got <- err
+	}()
+	time.Sleep(hold)
+	release()
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(waits) != 2 {
+		t.Fatalf("%d Waited events, want one per mount: %+v", len(waits), waits)
+	}
+	for _, e := range waits {
+		if e.Vertex != v.Digest() || e.Name != v.Meta.Name || e.Lock != "cache mount /root/.cache (id go, locked)" || e.Since.IsZero() || e.Since.After(e.Time) {
+			t.Errorf("Waited event %+v", e)
+		}
+	}
+	if d := waits[0].Time.Sub(waits[0].Since); d >= hold/2 {
+		t.Errorf("the first mount, free, waited %v", d)
+	}
+	if d := waits[1].Time.Sub(waits[1].Since); d < hold/2 {
+		t.Errorf("the second mount waited %v for a lock held %v", d, hold)
 	}
 }
