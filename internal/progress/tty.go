@@ -94,6 +94,7 @@ type ttyVertex struct {
 	status  Status // "" while only its output has been seen
 	start   time.Time
 	took    time.Duration
+	bytes   int64 // moved, as its Done event says (a pull, a push, an export)
 	out     lineRing
 	partial [2][]byte // unterminated output per stream (stdout, stderr)
 }
@@ -150,6 +151,7 @@ func (t *TTY) Emit(e Event) {
 		t.end(v, Cached, e.Time)
 	case Done:
 		t.end(v, Done, e.Time)
+		v.bytes = e.Bytes
 		v.out, v.partial = lineRing{}, [2][]byte{}
 	case Error:
 		for s, p := range v.partial {
@@ -493,6 +495,9 @@ func (t *TTY) stepLine(v *ttyVertex, now time.Time, cells int, final bool) strin
 	if v.status != Cached {
 		right = fmt.Sprintf("%.1fs", max(took, 0).Seconds())
 	}
+	if v.status == Done && v.bytes > 0 {
+		right = sizeText(v.bytes) + "  " + right
+	}
 	room := cells - cellWidth(left) - len(right) - 1
 	if room < 4 {
 		return t.paint(clipText(left+v.name+" "+right, cells), color)
@@ -663,4 +668,18 @@ func runeCells(r rune) int {
 		return 2
 	}
 	return 1
+}
+
+// sizeText is a byte count as docker prints sizes: "1.2MB", "512B".
+func sizeText(n int64) string {
+	const unit = 1000
+	if n < unit {
+		return fmt.Sprintf("%dB", n)
+	}
+	f, i := float64(n), 0
+	for f >= unit && i < 4 {
+		f /= unit
+		i++
+	}
+	return fmt.Sprintf("%.1f%cB", f, "kMGT"[i-1])
 }

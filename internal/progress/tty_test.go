@@ -212,3 +212,25 @@ func BenchmarkTTYEmit(b *testing.B) {
 		})
 	}
 }
+
+// A step that moved bytes (a pull, a push, an export) says how many on its
+// finished line, beside its time.
+func TestTTYShowsBytesMoved(t *testing.T) {
+	var buf bytes.Buffer
+	start := time.Unix(1000, 0)
+	r := NewTTY(&buf, Options{NoColor: true, NoSummary: true, Interval: time.Hour, Size: func() (int, int) { return 80, 24 }})
+	d := digest.FromString("push")
+	r.Emit(Event{Vertex: d, Name: "pushing 127.0.0.1:5000/app:1", Status: Started, Time: start})
+	r.Emit(Event{Vertex: d, Name: "pushing 127.0.0.1:5000/app:1", Status: Done, Time: start.Add(1500 * time.Millisecond), Bytes: 2_100_000})
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s := emulate(buf.Bytes()).text(); !strings.Contains(s, "pushing 127.0.0.1:5000/app:1") || !strings.Contains(s, "2.1MB  1.5s") {
+		t.Errorf("finished line without its bytes:\n%s", s)
+	}
+	for n, want := range map[int64]string{999: "999B", 1000: "1.0kB", 52_428_800: "52.4MB", 3 << 30: "3.2GB"} {
+		if got := sizeText(n); got != want {
+			t.Errorf("sizeText(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
