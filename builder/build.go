@@ -267,7 +267,9 @@ func Build(ctx context.Context, st *store.Store, opts Options) (*Result, error) 
 			}
 		}
 		exportStart := time.Now()
+		done := exportStep(opts.Progress, e, exportStart)
 		rep, err := e.Export(ctx, src)
+		done(rep.Size, err)
 		phase(opts.Progress, exportName(e), exportStart, rep.Size, err)
 		if err != nil {
 			return fail(fmt.Errorf("export: %w", err))
@@ -316,6 +318,27 @@ func phase(sink progress.Sink, name string, start time.Time, n int64, err error)
 		p.Err = err.Error()
 	}
 	progress.ReportPhase(sink, p)
+}
+
+// exportStep shows an export to a file or directory as a step of the
+// progress ("exporting to oci archive out.tar", with the bytes written
+// when it ends); a push shows its own, and a tag in the store is no step.
+// It returns the function that ends the step.
+func exportStep(sink progress.Sink, e exporter.Exporter, start time.Time) func(n int64, err error) {
+	switch e.(type) {
+	case exporter.Registry, exporter.ImageStore:
+		return func(int64, error) {}
+	}
+	name := strings.Replace(exportName(e), "export to", "exporting to", 1)
+	v := digest.FromString(fmt.Sprintf("%s %d", name, start.UnixNano()))
+	sink.Emit(progress.Event{Vertex: v, Name: name, Status: progress.Started, Time: start})
+	return func(n int64, err error) {
+		ev := progress.Event{Vertex: v, Name: name, Status: progress.Done, Time: time.Now(), Bytes: n}
+		if err != nil {
+			ev.Status, ev.Err = progress.Error, err.Error()
+		}
+		sink.Emit(ev)
+	}
 }
 
 // exportName names the phase of an export.
