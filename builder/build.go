@@ -95,7 +95,7 @@ type Options struct {
 	// fails with the step's error as usual. A step that fails meanwhile
 	// waits for it to return. It gets the build's context, which the
 	// failure of another step does not cancel.
-	OnRunError func(ctx context.Context, f *ops.FailedRun)
+	OnRunError func(ctx context.Context, f *FailedRun)
 }
 
 // Validate checks the options that need no store and no Dockerfile, so a
@@ -132,6 +132,10 @@ type Result struct {
 	// Steps says, per step, whether it ran or hit the cache, and why it missed.
 	Steps []Step
 }
+
+// FailedRun is a RUN step whose command failed, its root filesystem and
+// mounts still in place (Options.OnRunError): what a debugging shell needs.
+type FailedRun = ops.FailedRun
 
 // Build runs one build on an open store: the Dockerfile is converted into
 // an op graph, the solver runs what the cache lacks, the result becomes an

@@ -30,11 +30,13 @@ func TestBuildReportsPhases(t *testing.T) {
 			t.Errorf("phase %q from %v to %v, after %v", p.Name, p.Start, p.End, ev.phases[max(i-1, 0)].End)
 		}
 	}
-	want := []string{"convert Dockerfile", "import cache from local " + from, "solve", "write image", "export to oci archive " + archive, "export cache to local " + cacheDir}
+	// Caches are imported first: the conversion resolves base images, and
+	// a layer both name is fetched from the cache.
+	want := []string{"import cache from local " + from, "convert Dockerfile", "solve", "write image", "export to oci archive " + archive, "export cache to local " + cacheDir}
 	if !slices.Equal(names, want) {
 		t.Fatalf("phases %q, want %q", names, want)
 	}
-	if p := ev.phases[1]; p.Err == "" {
+	if p := ev.phases[0]; p.Err == "" {
 		t.Errorf("the import of a missing cache reports no error: %+v", p)
 	}
 	if p := ev.phases[4]; p.Bytes != res.Reports[0].Size || p.Bytes == 0 || p.Err != "" {

@@ -13,10 +13,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/strata-build/strata/builder"
 	"github.com/strata-build/strata/executor"
 	"github.com/strata-build/strata/internal/progress"
 	"github.com/strata-build/strata/llb"
-	"github.com/strata-build/strata/solver/ops"
 )
 
 // onErrorShell is `strata build --on-error=shell`. With a terminal on
@@ -55,7 +55,7 @@ func newOnErrorShell(c *cobra.Command, f *buildFlags, contextDir string, h progr
 }
 
 // onRunError is the build's builder.Options.OnRunError.
-func (d *onErrorShell) onRunError(ctx context.Context, f *ops.FailedRun) {
+func (d *onErrorShell) onRunError(ctx context.Context, f *builder.FailedRun) {
 	if d.term == nil {
 		d.describe(f)
 		return
@@ -74,7 +74,7 @@ func (d *onErrorShell) onRunError(ctx context.Context, f *ops.FailedRun) {
 
 // describe writes, into the report, the failed step as its command ran
 // and how to get a shell there.
-func (d *onErrorShell) describe(f *ops.FailedRun) {
+func (d *onErrorShell) describe(f *builder.FailedRun) {
 	b := &d.report
 	fmt.Fprintf(b, "strata: --on-error=shell: no terminal on stdin and stderr, so no shell was opened. The failed step:\n")
 	row := func(k, v string) { fmt.Fprintf(b, "  %-8s %s\n", k, v) }
