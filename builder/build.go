@@ -25,6 +25,7 @@ import (
 
 	"github.com/strata-build/strata/cache"
 	"github.com/strata-build/strata/cache/images"
+	"github.com/strata-build/strata/cache/layer"
 	"github.com/strata-build/strata/context/ignore"
 	"github.com/strata-build/strata/executor"
 	"github.com/strata-build/strata/executor/runc"
@@ -85,6 +86,12 @@ type Options struct {
 	// CacheFrom are caches to import before the build (--cache-from),
 	// CacheTo where to export the build's cache after it (--cache-to).
 	CacheFrom, CacheTo []CacheSpec
+	// Compression is how the layers this build makes are stored (gzip by
+	// default; zstd, uncompressed); layers that have a blob (a base
+	// image's, a cached step's) keep theirs unless ForceCompression, as
+	// buildx's compression= and force-compression= of an output.
+	Compression      Compression
+	ForceCompression bool
 	// Runtime is what runs RUN steps: "" or "sandbox" (the built-in
 	// sandbox) or "runc".
 	Runtime string
@@ -117,7 +124,7 @@ func (o Options) Validate() error {
 			return fmt.Errorf("invalid extra host %s:%s", h.Host, h.IP)
 		}
 	}
-	return nil
+	return o.Compression.Validate()
 }
 
 // Result is what a build made.
@@ -132,6 +139,9 @@ type Result struct {
 	// Steps says, per step, whether it ran or hit the cache, and why it missed.
 	Steps []Step
 }
+
+// Compression is a layer compression and level (see Options.Compression).
+type Compression = layer.Compression
 
 // FailedRun is a RUN step whose command failed, its root filesystem and
 // mounts still in place (Options.OnRunError): what a debugging shell needs.
@@ -253,7 +263,8 @@ func Build(ctx context.Context, st *store.Store, opts Options) (*Result, error) 
 			return fail(withSource(err, data))
 		}
 	}
-	layers := &cache.Layers{Snapshotter: parts.Snapshotter, Content: parts.Content, Records: parts.Records, TempDir: parts.TempDir}
+	layers := &cache.Layers{Snapshotter: parts.Snapshotter, Content: parts.Content, Records: parts.Records, TempDir: parts.TempDir,
+		Compression: opts.Compression, ForceCompression: opts.ForceCompression}
 	chains := newLayerChains(layers, epoch)
 	writeStart := time.Now()
 	desc, cfg, imgLayers, err := writeImage(ctx, chains, parts, cs, ref, remote, conv, epoch, opts.CacheTo)

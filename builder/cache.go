@@ -216,10 +216,11 @@ func (c *layerChains) used(ctx context.Context, r *ops.Ref) ([]cache.Layer, []st
 }
 
 // result is the layers of the image of r: a lazy result's own when they
-// were made for this build's epoch (their blobs need not be here), else
-// its chain's, r being unpacked first if it is lazy.
+// were made for this build's epoch and no compression is forced (their
+// blobs need not be here), else its chain's, r being unpacked first if it
+// is lazy.
 func (c *layerChains) result(ctx context.Context, r *ops.Ref) ([]cache.Layer, []string, error) {
-	if ls, ok := r.Layers(); ok && madeFor(ls, c.epoch) {
+	if ls, ok := r.Layers(); ok && madeFor(ls, c.epoch) && !c.ls.ForceCompression {
 		return ls, ops.ChainNames(ls), nil
 	}
 	if err := r.Ready(ctx); err != nil {

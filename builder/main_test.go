@@ -3,7 +3,6 @@ package builder_test
 import (
 	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"io"
@@ -18,6 +17,7 @@ import (
 	"github.com/strata-build/strata/builder"
 	"github.com/strata-build/strata/cache/images"
 	"github.com/strata-build/strata/executor"
+	"github.com/strata-build/strata/internal/compression"
 	"github.com/strata-build/strata/internal/progress"
 	"github.com/strata-build/strata/internal/testutil"
 	"github.com/strata-build/strata/store"
@@ -158,10 +158,11 @@ func (e *env) readImage(res *builder.Result) *image {
 
 func readLayer(t *testing.T, b []byte) []*tarEntry {
 	t.Helper()
-	zr, err := gzip.NewReader(bytes.NewReader(b))
+	zr, _, err := compression.Decompress(bytes.NewReader(b)) // gzip, zstd or a plain tar
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer zr.Close()
 	tr := tar.NewReader(zr)
 	var out []*tarEntry
 	for {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/strata-build/strata/cache/content"
@@ -24,6 +25,11 @@ type Layers struct {
 	Records     *Records
 	// TempDir is where a lower that must be mounted to be compared goes.
 	TempDir string
+	// Compression is how a layer made now is stored (gzip by default). A
+	// layer that has a blob already keeps it, whatever its compression,
+	// unless ForceCompression: as buildx's force-compression.
+	Compression      layer.Compression
+	ForceCompression bool
 }
 
 // Chain lists a committed snapshot and its parents, base first.
@@ -66,12 +72,27 @@ func (ls *Layers) Of(ctx context.Context, name, parent string, epoch *time.Time)
 	if epoch != nil {
 		recName = fmt.Sprintf("%s@%d", name, epoch.Unix())
 	}
+	var made *Layer // the layer's blob as first made, in any compression
+	if ls.ForceCompression {
+		var err error
+		if made, err = ls.Records.Layer(recName); err != nil {
+			return nil, err
+		}
+		recName += "#" + ls.Compression.String()
+	}
 	l, err := ls.Records.Layer(recName)
 	if err != nil {
 		return nil, err
 	}
 	if l != nil && (l.Empty || ls.hasBlob(ctx, l)) {
 		return l, nil
+	}
+	if made != nil && !made.Empty && ls.hasBlob(ctx, made) {
+		// Recompressed: the same tar, so the same diff ID.
+		if l, err = ls.recompress(ctx, made); err != nil {
+			return nil, err
+		}
+		return l, ls.Records.SaveLayer(recName, *l)
 	}
 	lower, release, err := ls.view(ctx, parent)
 	if err != nil {
@@ -95,6 +116,53 @@ func (ls *Layers) Of(ctx context.Context, name, parent string, epoch *time.Time)
 		return nil, err
 	}
 	return l, nil
+}
+
+// recompress stores the blob of l again in ls.Compression.
+func (ls *Layers) recompress(ctx context.Context, l *Layer) (*Layer, error) {
+	if mediaCompression(l.Blob.MediaType) == ls.Compression.String() {
+		return l, nil
+	}
+	f, err := ls.Content.Open(ctx, l.Blob.Digest)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	tr, release, err := layer.Decompress(f)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	cw, err := ls.Content.Writer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer cw.Close()
+	diffID, blob, err := layer.CompressWith(tr, cw, ls.Compression)
+	if err != nil {
+		return nil, err
+	}
+	if diffID != l.DiffID {
+		return nil, fmt.Errorf("layer %s: its tar has diff id %s, its record says %s", l.Blob.Digest, diffID, l.DiffID)
+	}
+	if err := cw.Commit(blob.Size, blob.Digest); err != nil {
+		return nil, err
+	}
+	out := *l
+	out.Blob = blob
+	return &out, nil
+}
+
+// mediaCompression is the Compression.String of a layer media type at its
+// default level.
+func mediaCompression(mt string) string {
+	switch {
+	case strings.HasSuffix(mt, "+zstd"):
+		return "zstd"
+	case strings.HasSuffix(mt, "gzip"):
+		return "gzip"
+	}
+	return "uncompressed"
 }
 
 func (ls *Layers) hasBlob(ctx context.Context, l *Layer) bool {
@@ -135,7 +203,7 @@ func (ls *Layers) write(ctx context.Context, lower, upper []mount.Mount, epoch *
 		pw.CloseWithError(err)
 		done <- n
 	}()
-	diffID, blob, err := layer.Compress(pr, cw)
+	diffID, blob, err := layer.CompressWith(pr, cw, ls.Compression)
 	pr.CloseWithError(err) // unblocks the diff on failure
 	entries := <-done
 	if err != nil {

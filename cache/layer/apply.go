@@ -39,7 +39,7 @@ func Apply(ctx context.Context, mounts []mount.Mount, r io.Reader) (digest.Diges
 	} else {
 		return "", fmt.Errorf("apply layer: unsupported mounts %v", mounts)
 	}
-	ur, release, err := decompress(r)
+	ur, release, err := Decompress(r)
 	if err != nil {
 		return "", fmt.Errorf("apply layer: %w", err)
 	}

@@ -87,7 +87,7 @@ func newBuild(g *globals) *cobra.Command {
 	fl.BoolVar(&f.noCache, "no-cache", false, "do not use the cache")
 	fl.BoolVar(&f.pull, "pull", false, "always pull the base images again (a newer digest replaces the local one)")
 	fl.StringArrayVar(&f.noCacheFilt, "no-cache-filter", nil, "do not use the cache for these stages")
-	fl.StringArrayVarP(&f.outputs, "output", "o", nil, "output: type=image|oci|docker|local|tar,dest=PATH (a bare PATH is type=local)")
+	fl.StringArrayVarP(&f.outputs, "output", "o", nil, "output: type=image|registry|oci|docker|local|tar,dest=PATH[,compression=gzip|zstd|uncompressed] (a bare PATH is type=local)")
 	fl.BoolVar(&f.push, "push", false, "push the image to the registry of each -t name (shorthand for -o type=registry)")
 	fl.StringArrayVar(&f.cacheFrom, "cache-from", nil, "import build cache: type=registry,ref=NAME | type=local,src=DIR (a bare NAME is a registry ref)")
 	fl.StringArrayVar(&f.cacheTo, "cache-to", nil, "export build cache: type=registry,ref=NAME | type=local,dest=DIR | type=inline [,mode=min|max][,ignore-error=true]")
@@ -282,6 +282,9 @@ func (f *buildFlags) options(contextDir string) (builder.Options, error) {
 	if opts.Exports, err = parseOutputs(f.outputs); err != nil {
 		return opts, err
 	}
+	if opts.Compression, opts.ForceCompression, err = parseCompression(f.outputs); err != nil {
+		return opts, err
+	}
 	if opts.CacheFrom, err = parseCacheSpecs(f.cacheFrom, false); err != nil {
 		return opts, err
 	}
@@ -325,6 +328,49 @@ func writeBuildFiles(f *buildFlags, res *builder.Result) error {
 		}
 	}
 	return nil
+}
+
+// parseCompression reads compression=, compression-level= and
+// force-compression= of the -o values, as buildx spells them. strata
+// writes one image for all its outputs, so outputs that ask for different
+// compressions are a usage error.
+func parseCompression(vals []string) (builder.Compression, bool, error) {
+	var c builder.Compression
+	var force bool
+	from := ""
+	for _, v := range vals {
+		if !strings.Contains(v, "=") {
+			continue
+		}
+		kv, err := splitOptions("-o", v)
+		if err != nil {
+			return c, false, err
+		}
+		var this builder.Compression
+		this.Type = kv["compression"]
+		if lv, ok := kv["compression-level"]; ok {
+			if this.Level, err = strconv.Atoi(lv); err != nil {
+				return c, false, usagef("-o %s: compression-level=%q is not a number", v, lv)
+			}
+		}
+		thisForce := kv["force-compression"] == "true"
+		if this == (builder.Compression{}) && !thisForce {
+			continue
+		}
+		switch kv["type"] {
+		case "image", "registry", "oci", "docker":
+		default:
+			return c, false, usagef("-o %s: compression applies to image outputs (image, registry, oci, docker), not type=%s", v, kv["type"])
+		}
+		if err := this.Validate(); err != nil {
+			return c, false, usagef("-o %s: %v", v, err)
+		}
+		if from != "" && (this != c || thisForce != force) {
+			return c, false, usagef("-o %s: asks for another compression than -o %s: strata writes one image for all its outputs", v, from)
+		}
+		c, force, from = this, thisForce, v
+	}
+	return c, force, nil
 }
 
 // parseOutputs turns -o values into exporters. With no -o the image goes to

@@ -416,3 +416,36 @@ func TestParseCacheSpecs(t *testing.T) {
 		}
 	}
 }
+
+func TestParseCompression(t *testing.T) {
+	for _, tc := range []struct {
+		in      []string
+		want    builder.Compression
+		force   bool
+		wantErr string
+	}{
+		{in: nil},
+		{in: []string{"out-dir"}},
+		{in: []string{"type=oci,dest=o.tar,compression=zstd"}, want: builder.Compression{Type: "zstd"}},
+		{in: []string{"type=registry,name=r/a,compression=zstd,compression-level=3,force-compression=true"}, want: builder.Compression{Type: "zstd", Level: 3}, force: true},
+		{in: []string{"type=oci,dest=o.tar,compression=zstd", "type=docker,dest=d.tar"}, want: builder.Compression{Type: "zstd"}},
+		{in: []string{"type=image,compression=uncompressed", "type=oci,dest=o.tar,compression=uncompressed"}, want: builder.Compression{Type: "uncompressed"}},
+		{in: []string{"type=oci,dest=o.tar,compression=zstd", "type=docker,dest=d.tar,compression=gzip"}, wantErr: "another compression"},
+		{in: []string{"type=local,dest=d,compression=zstd"}, wantErr: "applies to image outputs"},
+		{in: []string{"type=oci,dest=o.tar,compression=brotli"}, wantErr: "unknown compression"},
+		{in: []string{"type=oci,dest=o.tar,compression=gzip,compression-level=x"}, wantErr: "not a number"},
+		{in: []string{"type=oci,dest=o.tar,compression=gzip,compression-level=10"}, wantErr: "1 to 9"},
+	} {
+		c, force, err := parseCompression(tc.in)
+		if tc.wantErr != "" {
+			var ue usageError
+			if err == nil || !errors.As(err, &ue) || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("parseCompression(%q) = %v, want a usage error containing %q", tc.in, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || c != tc.want || force != tc.force {
+			t.Errorf("parseCompression(%q) = %+v, %v, %v; want %+v, %v", tc.in, c, force, err, tc.want, tc.force)
+		}
+	}
+}
