@@ -273,14 +273,15 @@ func Build(ctx context.Context, st *store.Store, opts Options) (*Result, error) 
 		return fail(err)
 	}
 	res.Manifest, res.Config, res.Steps = desc, cfg, steps.list()
-	for _, e := range opts.Exports {
-		src := exporter.Source{Content: parts.Content, Images: parts.Images, Registry: ropts, Manifest: desc, Names: names, Fetch: lazy.FetchOne(parts.Content)}
-		if _, push := e.(exporter.Registry); !push {
-			// Every other output reads the layers' bytes from the store.
-			if err := fetchLayers(ctx, parts, lazy, imgLayers); err != nil {
-				return fail(fmt.Errorf("export: %w", err))
-			}
+	// A push fetches what the registry must be sent; every other output
+	// reads the layers' bytes from the store.
+	if slices.ContainsFunc(opts.Exports, func(e exporter.Exporter) bool { _, push := e.(exporter.Registry); return !push }) {
+		if err := fetchLayers(ctx, parts, lazy, imgLayers); err != nil {
+			return fail(fmt.Errorf("export: %w", err))
 		}
+	}
+	src := exporter.Source{Content: parts.Content, Images: parts.Images, Registry: ropts, Manifest: desc, Names: names, Fetch: lazy.FetchOne(parts.Content)}
+	for _, e := range opts.Exports {
 		exportStart := time.Now()
 		done := exportStep(opts.Progress, e, exportStart)
 		rep, err := e.Export(ctx, src)

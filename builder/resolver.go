@@ -54,15 +54,31 @@ func (r *resolver) ResolveImage(ctx context.Context, ref string, platform ocispe
 		}
 		return dockerfile.ResolvedImage{}, fmt.Errorf("image %s not found in the local store and could not be pulled: %w", images.Familiar(name), err)
 	}
-	resolved, err := images.Resolve(ctx, r.st.Parts().Content, res.Image.Target, platform)
+	ri, err := r.resolved(ctx, name, res.Image.Target, platform)
 	if err != nil {
-		return dockerfile.ResolvedImage{}, fmt.Errorf("resolve %s: %w", images.Familiar(name), err)
+		return ri, err
 	}
-	r.blobs.Add(remotecache.RegistrySource(name, r.registry), resolved.Manifest.Layers...)
 	r.mu.Lock()
 	r.pending = append(r.pending, res.Image)
 	r.mu.Unlock()
-	return dockerfile.ResolvedImage{Ref: name, Digest: resolved.ManifestDesc.Digest, Config: resolved.Config, ConfigJSON: resolved.ConfigBytes}, nil
+	return ri, nil
+}
+
+// resolved is the image target names for platform, from the content
+// store; blobs learns that the layers the store lacks are in name's
+// repository (a digest resolved by an earlier build may lack them too).
+func (r *resolver) resolved(ctx context.Context, name string, target ocispec.Descriptor, platform ocispec.Platform) (dockerfile.ResolvedImage, error) {
+	cs := r.st.Parts().Content
+	res, err := images.Resolve(ctx, cs, target, platform)
+	if err != nil {
+		return dockerfile.ResolvedImage{}, fmt.Errorf("resolve %s: %w", images.Familiar(name), err)
+	}
+	for _, l := range res.Manifest.Layers {
+		if _, err := cs.Info(ctx, l.Digest); err != nil {
+			r.blobs.Add(remotecache.RegistrySource(name, r.registry), l)
+		}
+	}
+	return dockerfile.ResolvedImage{Ref: name, Digest: res.ManifestDesc.Digest, Config: res.Config, ConfigJSON: res.ConfigBytes}, nil
 }
 
 // tagFetched tags each image resolved from a registry whose layers are all
@@ -119,15 +135,5 @@ func (r *resolver) local(ctx context.Context, name string, platform ocispec.Plat
 	if err != nil {
 		return dockerfile.ResolvedImage{}, err
 	}
-	res, err := images.Resolve(ctx, parts.Content, img.Target, platform)
-	if err != nil {
-		return dockerfile.ResolvedImage{}, fmt.Errorf("resolve %s: %w", images.Familiar(name), err)
-	}
-	// A digest resolved by an earlier build may lack its layers.
-	for _, l := range res.Manifest.Layers {
-		if _, err := parts.Content.Info(ctx, l.Digest); err != nil {
-			r.blobs.Add(remotecache.RegistrySource(name, r.registry), l)
-		}
-	}
-	return dockerfile.ResolvedImage{Ref: name, Digest: res.ManifestDesc.Digest, Config: res.Config, ConfigJSON: res.ConfigBytes}, nil
+	return r.resolved(ctx, name, img.Target, platform)
 }

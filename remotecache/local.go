@@ -106,7 +106,7 @@ func copyToLayout(ctx context.Context, cs *content.Store, lazy *Blobs, dir strin
 	if _, err := os.Stat(dst); err == nil {
 		return nil
 	}
-	if _, err := cs.Info(ctx, b.Digest); err != nil && lazy != nil {
+	if lazy != nil { // Fetch skips a blob cs has
 		if err := lazy.Fetch(ctx, cs, []ocispec.Descriptor{b}, nil); err != nil {
 			return err
 		}

@@ -42,9 +42,10 @@ func (s *snapshotter) lowerDirs(ctx context.Context, c chain) ([]string, error) 
 	return append(s.chainDirs(c.ids[:n-k]), flat), nil
 }
 
-// flat returns the fs dir of the flattened copy of chain c, making it if it is missing: the chain mounted read-only and
-// copied, as an active snapshot committed under its flat name. Two makers
-// at once both copy; the second commit finds the first's and drops its own.
+// flat returns the fs dir of the flattened copy of chain c, making it if
+// it is missing: the chain mounted read-only and copied, as an active
+// snapshot committed under its flat name. Two makers at once both copy;
+// the second commit finds the first's and drops its own.
 func (s *snapshotter) flat(ctx context.Context, c chain) (string, error) {
 	name := FlatPrefix + c.names[0]
 	if r, err := s.record(name); err == nil {

@@ -99,7 +99,7 @@ func (w *Worker) lazyChain(ctx context.Context, what string, layers []cache.Laye
 	return &Ref{Snapshot: top, lazy: &lazyRef{layers: layers, unpack: unpack}}
 }
 
-// unpackChain makes the snapshots names of layers (from chainNames) that
+// unpackChain makes the snapshots names of layers (from ChainNames) that
 // are missing. Blobs the content store lacks are fetched through
 // Worker.Blobs, at most a few at once and in order, and each layer is
 // unpacked as soon as its blob and its parent are there: downloads overlap
@@ -119,35 +119,11 @@ func (w *Worker) unpackChain(ctx context.Context, what string, layers []cache.La
 	if sink == nil {
 		sink = progress.Discard
 	}
-	verb := "unpack "
-	for _, l := range layers[start:] {
-		if _, err := w.Content.Info(ctx, l.Blob.Digest); err != nil && !l.Empty {
-			verb = "pull "
-			break
-		}
-	}
-	v := progress.Event{Vertex: digest.FromString(verb + what), Name: verb + what}
-	emit := func(e progress.Event) {
-		e.Vertex, e.Name, e.Time = v.Vertex, v.Name, time.Now()
-		sink.Emit(e)
-	}
-	emit(progress.Event{Status: progress.Started})
-	err := w.fetchAndUnpack(ctx, layers, names, start, emit)
-	if err != nil {
-		err = fmt.Errorf("%s%s: %w", verb, what, err)
-		emit(progress.Event{Status: progress.Error, Err: err.Error()})
-		return err
-	}
-	emit(progress.Event{Status: progress.Done})
-	return nil
-}
-
-func (w *Worker) fetchAndUnpack(ctx context.Context, layers []cache.Layer, names []string, start int, emit func(progress.Event)) error {
-	// arrived[i] closes when layer i's blob is in the content store.
+	// arrived[i] closes when layer i's blob is in the content store; byDigest
+	// lists the layers of each blob to fetch.
 	arrived := make([]chan struct{}, len(layers))
 	byDigest := map[digest.Digest][]int{}
 	var missing []ocispec.Descriptor
-	var missingBytes int64
 	for i := start; i < len(layers); i++ {
 		arrived[i] = make(chan struct{})
 		d := layers[i].Blob
@@ -161,9 +137,35 @@ func (w *Worker) fetchAndUnpack(ctx context.Context, layers []cache.Layer, names
 		}
 		if len(byDigest[d.Digest]) == 0 {
 			missing = append(missing, d)
-			missingBytes += d.Size
 		}
 		byDigest[d.Digest] = append(byDigest[d.Digest], i)
+	}
+	verb := "unpack "
+	if len(missing) > 0 {
+		verb = "pull "
+	}
+	v := progress.Event{Vertex: digest.FromString(verb + what), Name: verb + what}
+	emit := func(e progress.Event) {
+		e.Vertex, e.Name, e.Time = v.Vertex, v.Name, time.Now()
+		sink.Emit(e)
+	}
+	emit(progress.Event{Status: progress.Started})
+	err := w.fetchAndUnpack(ctx, layers, names, start, arrived, byDigest, missing, emit)
+	if err != nil {
+		err = fmt.Errorf("%s%s: %w", verb, what, err)
+		emit(progress.Event{Status: progress.Error, Err: err.Error()})
+		return err
+	}
+	emit(progress.Event{Status: progress.Done})
+	return nil
+}
+
+// fetchAndUnpack fetches missing (the blobs byDigest maps to the layers
+// they close arrived for) and unpacks layers[start:] as their blobs arrive.
+func (w *Worker) fetchAndUnpack(ctx context.Context, layers []cache.Layer, names []string, start int, arrived []chan struct{}, byDigest map[digest.Digest][]int, missing []ocispec.Descriptor, emit func(progress.Event)) error {
+	var missingBytes int64
+	for _, d := range missing {
+		missingBytes += d.Size
 	}
 	fetchCtx, cancel := context.WithCancel(ctx)
 	defer cancel()

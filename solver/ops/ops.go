@@ -35,7 +35,7 @@ import (
 // Ref is the output of one vertex.
 type Ref struct {
 	// Snapshot is a committed snapshot name; empty with an empty Dir is scratch.
-	// A lazy ref's snapshot is made when first read (see Worker.Ready).
+	// A lazy ref's snapshot is made when first read (see Ref.Ready).
 	Snapshot string
 	// Dir is a host directory read in place (the local context).
 	Dir string
